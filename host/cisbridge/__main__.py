@@ -1,0 +1,3 @@
+from cisbridge.cli import main
+
+raise SystemExit(main())
