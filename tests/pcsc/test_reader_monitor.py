@@ -6,7 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-from support.pcsc import DEFAULT_ATR, READER, SECOND_READER, wait_until
+import pytest
+from support.pcsc import DEFAULT_ATR, READER, SECOND_READER, Vicc, wait_until
 
 from cisbridge.card.pcsc import ReaderMonitor, list_readers
 
@@ -236,3 +237,17 @@ def test_a_monitor_in_another_process_sees_the_card_and_stops_without_a_trace(pc
     assert out.strip() == "stopped True"
     assert proc.returncode == 0
     assert err == ""  # no traceback, no warning
+
+
+def test_vsmartcards_own_virtual_card_is_seen_too(monitor, events, pcscd):
+    """The same through Debian's vicc, the reference implementation of the
+    card side of vpcd's protocol (what tests/support's VirtualCard mimics)."""
+    if Vicc.missing():
+        pytest.skip(Vicc.missing())
+    vicc = Vicc(pcscd.vpcd["Virtual PCD"].port)
+    vicc.insert()
+    try:
+        assert events.next(10) == ("cardInserted", READER, "3B951381018073FF01000B")
+    finally:
+        err = vicc.remove()
+    assert events.next() == ("cardRemoved", READER, "3B951381018073FF01000B"), err

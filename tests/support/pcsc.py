@@ -424,3 +424,46 @@ def wait_until(predicate, timeout: float = 5.0, step: float = 0.02) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(step)
+
+
+VICC = "/usr/bin/vicc"
+VICC_PYTHONPATH = "/usr/lib/python3/site-packages/virtualsmartcard"
+
+
+class Vicc:
+    """vsmartcard's own virtual card (Debian's vsmartcard-vpicc), run with this
+    interpreter (it needs pycryptodome, a test dependency): starting it
+    inserts the card, stopping it removes it."""
+
+    def __init__(self, port: int, card_type: str = "iso7816"):
+        self.port = port
+        self.card_type = card_type
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def missing() -> str | None:
+        if not os.path.exists(VICC):
+            return "vicc is not installed (apt-get install vsmartcard-vpicc)"
+        return None
+
+    def insert(self) -> None:
+        import sys
+
+        env = {**os.environ, "PYTHONPATH": VICC_PYTHONPATH}
+        self.proc = subprocess.Popen(
+            [sys.executable, VICC, "-t", self.card_type, "-P", str(self.port)],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+
+    def remove(self) -> str:
+        """Stop vicc; returns what it wrote to stderr."""
+        if self.proc is None:
+            return ""
+        self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self.proc = None
+        return err.decode(errors="replace")
