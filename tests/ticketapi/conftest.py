@@ -102,9 +102,16 @@ class ThreadHost:
         self.id = 1
         self.origin = "https://ehr.example.nhs.uk"
         self.events: list[tuple[str, object]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     async def run_blocking(self, fn, *args):
-        return await asyncio.to_thread(fn, *args)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await asyncio.to_thread(fn, *args)
+        finally:
+            self.in_flight -= 1
 
     def emit(self, event, data) -> None:
         self.events.append((event, data))

@@ -307,6 +307,21 @@ def test_calls_into_the_dll_never_overlap(fake, make_agent):
     assert fake.count("Initialize") == 1
 
 
+def test_requests_waiting_for_the_dll_do_not_hold_worker_threads(fake, make_agent):
+    # An Identity Agent dialog left open must not use up the host's threads.
+    fake.script(f"getTicket ticket={TICKET} sleep=300",
+                *[f"getTicketNoAuth ticket={TICKET}" for _ in range(5)])
+
+    async def scenario():
+        agent, ctx = make_agent(fake.library)
+        calls = [agent.get_ticket(ctx)] + [agent.get_ticket_no_auth(ctx) for _ in range(5)]
+        return await asyncio.gather(*calls), ctx.max_in_flight
+
+    results, max_in_flight = run(scenario())
+    assert results == [TICKET] * 6
+    assert max_in_flight == 1
+
+
 def test_a_cancelled_request_keeps_its_turn_until_the_dll_returns(fake, make_agent):
     fake.script(f"getTicket ticket={TICKET} sleep=300", f"getTicketNoAuth ticket={TICKET}")
 
