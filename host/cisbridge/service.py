@@ -144,6 +144,14 @@ class Service:
     # ---------------------------------------------------------------- frames
 
     def handle_frame(self, payload: bytes | Oversize) -> None:
+        """Answer one frame; whatever happens, the host goes on serving."""
+        try:
+            self._handle_frame(payload)
+        except Exception:
+            log.exception("frame handling failed")
+            self._fail(None, _internal())
+
+    def _handle_frame(self, payload: bytes | Oversize) -> None:
         if isinstance(payload, Oversize):
             self._fail(
                 leading_id(payload.prefix),
