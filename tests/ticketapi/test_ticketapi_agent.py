@@ -385,3 +385,21 @@ def test_agent_is_created_from_the_config_kind(fake, make_agent):
     _, host = make_agent(fake.library)
     agent = agents.create(host.config, host)
     assert isinstance(agent, TicketApiAgent) and agent.kind == "ticketapi"
+
+
+# --------------------------------- the two exports the page API does not use
+
+
+def test_get_new_ticket_and_destroy_ticket_are_bound_too(fake):
+    fake.script(f"getNewTicket ticket={TICKET}", "destroyTicket code=0", "destroyTicket code=0x80800002")
+    api = ticketapi.TicketApi(str(fake.library))
+    try:
+        assert api.get_new_ticket() == TICKET
+        api.destroy_ticket()
+        with pytest.raises(CisError) as info:
+            api.destroy_ticket()
+        assert info.value.code is ErrorCode.AGENT_UNAVAILABLE
+        assert info.value.detail["agentCode"] == "0x80800002"
+    finally:
+        api.finalize(timeout=1)
+    assert fake.count("Finalize") == 1
