@@ -226,6 +226,14 @@ def test_initialize_failing_is_agent_unavailable_with_the_dlls_reason(fake, make
     assert fake.count("Initialize") == 2
 
 
+def test_initialize_failing_is_agent_unavailable_whatever_code_it_gives(fake, make_agent):
+    fake.script("Initialize code=1 lasterror=0x80100001")  # TCK_API_ERR_INTERNAL
+    agent, ctx = make_agent(fake.library)
+    err = error_of(agent.get_ticket_no_auth(ctx))
+    assert err.code is ErrorCode.AGENT_UNAVAILABLE
+    assert err.detail["agentCode"] == "0x80100001" and err.detail["agentError"] == "INTERNAL"
+
+
 def test_initialize_failing_without_a_reason_is_still_agent_unavailable(fake, make_agent):
     fake.script("Initialize code=1 lasterror=0")
     agent, ctx = make_agent(fake.library)

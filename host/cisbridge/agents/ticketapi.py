@@ -294,7 +294,8 @@ class TicketApi:
             instance = self._api.Initialize()
             if not instance:
                 err = self._api.getLastError(0) & 0xFFFFFFFF
-                raise self._error(err, 0, during="Initialize", default=ErrorCode.AGENT_UNAVAILABLE)
+                # Whatever the reason given, no instance means no Identity Agent.
+                raise self._error(err, 0, during="Initialize", force=ErrorCode.AGENT_UNAVAILABLE)
             self._instance = instance
             log.info("Ticket API initialised (%s)", self.library)
         return self._api, self._instance
@@ -321,33 +322,39 @@ class TicketApi:
 
     # -- calls -----------------------------------------------------------
 
-    def get_ticket(self) -> str:
+    def _locked(self, call: str, fn: Callable[[], Any]) -> Any:
         with self._lock:
-            api, instance = self._ensure()
-            return self._read_ticket(api.getTicket, instance, "getTicket")
+            try:
+                return fn()
+            except OSError as exc:
+                # ctypes turns a crash inside the DLL (Windows SEH) into OSError.
+                raise CisError(
+                    ErrorCode.INTERNAL,
+                    "The NHS Ticket API library failed inside the call. Restart the NHS "
+                    "Identity Agent and try again; if it keeps happening, ask your IT team.",
+                    {"agent": "ticketapi", "call": call, "error": str(exc)[:200]},
+                ) from None
+
+    def get_ticket(self) -> str:
+        return self._locked("getTicket", lambda: self._read_ticket("getTicket"))
 
     def get_ticket_no_auth(self) -> str | None:
-        with self._lock:
-            api, instance = self._ensure()
-            try:
-                return self._read_ticket(api.getTicketNoAuth, instance, "getTicketNoAuth")
-            except _NoTicket:
-                return None
+        return self._locked("getTicketNoAuth", lambda: self._read_ticket("getTicketNoAuth"))
 
     def get_new_ticket(self) -> str:
-        with self._lock:
-            api, instance = self._ensure()
-            return self._read_ticket(api.getNewTicket, instance, "getNewTicket")
+        return self._locked("getNewTicket", lambda: self._read_ticket("getNewTicket"))
 
     def destroy_ticket(self) -> None:
-        with self._lock:
+        def call() -> None:
             api, instance = self._ensure()
             rc = api.destroyTicket(instance) & 0xFFFFFFFF
             if rc != SUCCESS:
                 raise self._error(rc, instance, during="destroyTicket")
 
+        self._locked("destroyTicket", call)
+
     def version(self, component: int) -> int:
-        with self._lock:
+        def call() -> int:
             api, instance = self._ensure()
             version = api.GetGAVersion(instance, component)
             if not version:
@@ -355,7 +362,15 @@ class TicketApi:
                                   during="GetGAVersion")
             return version
 
-    def _read_ticket(self, fn: Callable[..., int], instance: int, name: str) -> str:
+        return self._locked("GetGAVersion", call)
+
+    def _read_ticket(self, name: str) -> str | None:
+        """(lock held) One of the three ticket calls, growing the buffer as needed.
+
+        None only for getTicketNoAuth without a session.
+        """
+        api, instance = self._ensure()
+        fn = getattr(api, name)
         size = INITIAL_BUFFER
         while True:
             buf = ctypes.create_string_buffer(size)
@@ -388,7 +403,7 @@ class TicketApi:
                 size = new_size
                 continue
             if rc == TICKET_NOT_AVAILABLE and name == "getTicketNoAuth":
-                raise _NoTicket
+                return None
             raise self._error(rc, instance, during=name)
 
     @staticmethod
@@ -432,17 +447,17 @@ class TicketApi:
         return None
 
     def _error(self, code: int, instance: int, *, during: str,
-               default: ErrorCode = ErrorCode.INTERNAL) -> CisError:
+               force: ErrorCode | None = None) -> CisError:
         known = TCK_CODES.get(code)
         description = self.describe(code, instance) if code else None
-        if known is not None:
-            error_code, message, name = known.code, known.message, known.name
-        elif code == SUCCESS:
-            # Initialize returned NULL without saying why.
-            error_code, name = default, None
+        name = known.name if known else None
+        if force is not None and (known is None or known.code is not force):
+            error_code = force
             message = _IA_DOWN.format(what="it could not be initialised")
+        elif known is not None:
+            error_code, message = known.code, known.message
         else:
-            error_code, name = default, None
+            error_code = ErrorCode.INTERNAL
             message = ("The NHS Identity Agent reported an unexpected error "
                        f"({agent_code(code)}). " + _TRY_AGAIN)
         if description:
@@ -456,10 +471,6 @@ class TicketApi:
             detail["agentMessage"] = description
         log.info("Ticket API %s failed: %s %s", during, agent_code(code), name or "")
         return CisError(error_code, message, detail)
-
-
-class _NoTicket(Exception):
-    """TICKET_NOT_AVAILABLE from getTicketNoAuth: not an error, just no session."""
 
 
 def library_from_config(config: Config) -> str:
