@@ -91,6 +91,12 @@ class OriginPolicy:
         return verdict
 
     def _judge(self, origin: str) -> CisError | str:
+        if origin == "null":
+            return CisError(
+                ErrorCode.ORIGIN_NOT_ALLOWED,
+                "Pages with an opaque origin (sandboxed frames, files) cannot use the smartcard.",
+                {"origin": "null"},
+            )
         try:
             canonical = canonical_origin(origin)
         except OriginError as exc:

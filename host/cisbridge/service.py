@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import itertools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
+
+from msgspec import Struct
 
 from cisbridge import protocol as p
 from cisbridge.config import Config, ConfigError
@@ -144,6 +145,14 @@ class Service:
     # ---------------------------------------------------------------- frames
 
     def handle_frame(self, payload: bytes | Oversize) -> None:
+        """Answer one frame; whatever happens, the host goes on serving."""
+        try:
+            self._handle_frame(payload)
+        except Exception:
+            log.exception("frame handling failed")
+            self._fail(None, _internal())
+
+    def _handle_frame(self, payload: bytes | Oversize) -> None:
         if isinstance(payload, Oversize):
             self._fail(
                 leading_id(payload.prefix),
@@ -188,11 +197,11 @@ class Service:
             log.exception("%s %r failed", method, request.id)
             self._fail(request.id, _internal(), method)
             return
-        if inspect.isawaitable(outcome):
+        if isinstance(outcome, Struct):  # every result is a Struct: answered at once
+            self._answer(ctx, outcome)
+        else:
             self.pending[request.id] = ctx
             ctx.task = asyncio.ensure_future(self._finish(ctx, outcome))
-        else:
-            self._answer(ctx, outcome)
 
     async def _finish(self, ctx: _Request, outcome: Awaitable[Any]) -> None:
         try:
