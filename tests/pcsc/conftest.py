@@ -76,4 +76,4 @@ def monitor(pcscd, events):
     m.start(events)
     assert m.wait_ready(5), "the monitor did not finish its first look at PC/SC"
     yield m
-    m.stop()
+    assert m.stop(), "the monitor's thread did not stop"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import queue
 import textwrap
+import threading
 
 import pytest
 from support.pcsc import DEFAULT_ATR, READER, SECOND_READER, Vicc, wait_until
@@ -189,6 +191,27 @@ def test_a_reader_configured_while_pcscd_was_down_is_reported_added(monitor, eve
         pcscd.start()
 
 
+def test_pcscd_with_no_reader_is_ok_with_an_empty_list(monitor, events, pcscd):
+    pcscd.stop()
+    events.take(2)  # both readers removed
+    conf = pcscd.confdir / "Virtual_PCD"
+    saved = conf.read_text()
+    conf.unlink()
+    try:
+        pcscd.start()
+        wait_until(lambda: monitor.status() == "ok")
+        assert monitor.readers() == []
+        assert list_readers() == ("ok", [])
+        # the monitor now waits on the PnP pseudo-reader alone; it still
+        # stops at once and still notices pcscd going away
+        pcscd.stop()
+        wait_until(lambda: monitor.status().startswith("unavailable: "))
+    finally:
+        conf.write_text(saved)
+        pcscd.start()
+    assert sorted(events.take(2)) == [("readerAdded", READER, None), ("readerAdded", SECOND_READER, None)]
+
+
 SUBPROCESS_MONITOR = textwrap.dedent(
     """
     import sys
@@ -217,26 +240,53 @@ def test_a_monitor_in_another_process_sees_the_card_and_stops_without_a_trace(pc
         [sys.executable, "-c", SUBPROCESS_MONITOR],
         env=pcscd.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    lines = _Lines(proc.stdout)
     try:
-        assert proc.stdout.readline().strip() == "ready ok"
+        assert lines.next() == "ready ok"
         card.insert()
-        assert proc.stdout.readline().strip() == f"cardInserted {READER} {ATR}"
+        assert lines.next() == f"cardInserted {READER} {ATR}"
         pcscd.kill()  # pcscd vanishes under the monitor
-        lines = [proc.stdout.readline().strip() for _ in range(3)]
-        assert lines[0] == f"cardRemoved {READER} {ATR}"
+        assert lines.take(3) == [
+            f"cardRemoved {READER} {ATR}",
+            f"readerRemoved {READER} None",
+            f"readerRemoved {SECOND_READER} None",
+        ]
         proc.stdin.write("status\n")
         proc.stdin.flush()
-        assert proc.stdout.readline().startswith("status unavailable: pcscd ")
+        assert lines.next().startswith("status unavailable: pcscd ")
         proc.stdin.write("stop\n")
         proc.stdin.flush()
-        out, err = proc.communicate(timeout=10)
+        assert lines.next() == "stopped True"
+        proc.stdin.close()
+        proc.wait(10)
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert out.strip() == "stopped True"
     assert proc.returncode == 0
     assert err == ""  # no traceback, no warning
+
+
+class _Lines:
+    """The lines a subprocess prints, to wait on with a timeout."""
+
+    def __init__(self, stream):
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream):
+        for line in stream:
+            self._queue.put(line.strip())
+
+    def next(self, timeout: float = 5.0) -> str:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the subprocess printed nothing within {timeout} s") from None
+
+    def take(self, n: int) -> list[str]:
+        return [self.next() for _ in range(n)]
 
 
 def test_vsmartcards_own_virtual_card_is_seen_too(monitor, events, pcscd):
