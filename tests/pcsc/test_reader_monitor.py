@@ -112,7 +112,7 @@ def test_stop_right_after_start_does_not_hang(pcscd, events):
         assert monitor.stop() is True
 
 
-def test_a_listener_that_fails_does_not_stop_the_monitor(monitor, card, caplog):
+def test_a_listener_that_fails_does_not_stop_the_monitor_or_other_listeners(monitor, events, card, caplog):
     seen = []
 
     def flaky(kind, reader, atr):
@@ -120,13 +120,22 @@ def test_a_listener_that_fails_does_not_stop_the_monitor(monitor, card, caplog):
         if kind == "cardInserted":
             raise RuntimeError("listener bug")
 
-    monitor._on_event = flaky  # swap the listener of the running monitor
+    unsubscribe = monitor.subscribe(flaky)
+    later = []
+    monitor.subscribe(lambda kind, reader, atr: later.append(kind))  # runs after flaky
     card.insert()
-    wait_until(lambda: "cardInserted" in seen)
+    assert events.next() == ("cardInserted", READER, ATR)
     card.remove()
-    wait_until(lambda: "cardRemoved" in seen)
+    assert events.next() == ("cardRemoved", READER, ATR)
+    wait_until(lambda: len(later) == 2)
+    assert seen == later == ["cardInserted", "cardRemoved"]
     assert monitor.running
     assert "listener failed" in caplog.text
+
+    unsubscribe()
+    card.insert()
+    assert events.next() == ("cardInserted", READER, ATR)
+    assert seen == ["cardInserted", "cardRemoved"]
 
 
 def test_without_pcscd_status_says_unavailable_and_nothing_raises(pcscd, events):

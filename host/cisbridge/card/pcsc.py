@@ -148,7 +148,7 @@ class ReaderMonitor:
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
-        self._on_event: EventCallback = lambda kind, reader, atr: None
+        self._listeners: list[EventCallback] = []
 
     # -- what callers ask -----------------------------------------------------
 
@@ -193,9 +193,25 @@ class ReaderMonitor:
         if self._thread is not None:
             raise RuntimeError("this ReaderMonitor has already been started")
         if on_event is not None:
-            self._on_event = on_event
+            self.subscribe(on_event)
         self._thread = threading.Thread(target=self._run, name="cisbridge-pcsc-monitor", daemon=True)
         self._thread.start()
+
+    def subscribe(self, listener: EventCallback) -> Callable[[], None]:
+        """Also call ``listener(kind, reader, atr_hex)`` on every change (from
+        the monitor's thread; keep it quick and thread-safe).  Returns a
+        function that unsubscribes it.  Lets the service, the identity agent
+        (session ends when the card leaves) and a running sign (CARD_REMOVED)
+        each listen."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the first look at PC/SC is done (readers listed, or the
@@ -400,12 +416,15 @@ class ReaderMonitor:
 
     def _emit(self, events) -> None:
         for kind, reader, atr in events:
-            if self._stopping.is_set():
-                return
-            try:
-                self._on_event(kind, reader, atr)
-            except Exception:  # noqa: BLE001 - a listener's bug must not stop the monitor
-                log.exception("PC/SC monitor: the %s listener failed", kind)
+            with self._lock:
+                listeners = list(self._listeners)
+            for listener in listeners:
+                if self._stopping.is_set():
+                    return
+                try:
+                    listener(kind, reader, atr)
+                except Exception:  # noqa: BLE001 - a listener's bug must not stop the monitor
+                    log.exception("PC/SC monitor: a %s listener failed", kind)
 
 
 def _departures(info: ReaderInfo) -> list[tuple[str, str, str | None]]:
