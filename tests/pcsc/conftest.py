@@ -4,14 +4,10 @@ virtual cards to insert into it (tests/support/pcsc.py does the work)."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `support`
-
-from support.pcsc import Events, VirtualCard, available, process_pcscd  # noqa: E402
+from support.pcsc import Events, VirtualCard, available, process_pcscd
 
 # libpcsclite reads PCSCLITE_CSOCK_NAME at the process's first PC/SC call:
 # pick the socket now, while this conftest is imported, before any test runs.

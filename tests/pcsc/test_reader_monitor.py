@@ -310,3 +310,26 @@ def test_vsmartcards_own_virtual_card_is_seen_too(monitor, events, pcscd):
     finally:
         err = vicc.remove()
     assert events.next() == ("cardRemoved", READER, "3B951381018073FF01000B"), err
+
+
+def test_without_pyscard_status_says_so_and_nothing_raises():
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["smartcard"] = None  # as if pyscard were not installed
+        from cisbridge.card.pcsc import ReaderMonitor, list_readers
+        print(list_readers().status)
+        m = ReaderMonitor()
+        m.start(print)
+        m.wait_ready(5)
+        print(m.status(), m.readers(), m.card_present())
+        print(m.stop())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("unavailable: pyscard is not installed")
+    assert lines[1].startswith("unavailable: pyscard is not installed") and lines[1].endswith(" [] False")
+    assert lines[2] == "True"
+    assert out.stderr == ""
