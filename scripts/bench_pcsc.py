@@ -149,11 +149,7 @@ def main() -> int:
     daemon = process_pcscd()
     daemon.start()
     if args.host:
-        try:
-            return bench_host(daemon, args.n)
-        finally:
-            daemon.close()
-            shutil.rmtree(daemon.workdir, ignore_errors=True)
+        return bench_host(daemon, args.n)  # the daemon goes at exit
     try:
         from cisbridge.card.pcsc import ReaderMonitor
 
@@ -192,8 +188,7 @@ def main() -> int:
             assert m.stop()
             stop_ms.append((time.monotonic() - t) * 1000)
     finally:
-        daemon.close()
-        shutil.rmtree(daemon.workdir, ignore_errors=True)
+        daemon.stop()
 
     med_m, med_b = statistics.median(monitor_ms), statistics.median(bare_ms)
     print(f"card removal -> callback, median of {args.n} (ms from the card leaving vpcd):")

@@ -71,7 +71,7 @@ def test_a_card_already_in_the_reader_at_start_is_state_not_an_event(pcscd, even
         monitor.stop()
 
 
-def test_a_card_pulled_and_put_back_between_two_looks_is_reported_as_both(monitor, events, card):
+def test_a_card_pulled_and_put_back_at_once_is_reported_as_both(monitor, events, card):
     card.insert()
     assert events.next() == ("cardInserted", READER, ATR)
     card.remove()

@@ -383,17 +383,27 @@ def process_pcscd(workdir: Path | None = None) -> PrivatePcscd:
     One per process because libpcsclite reads ``PCSCLITE_CSOCK_NAME`` once per
     process: this sets it (before any PC/SC call must have happened) and every
     in-process PC/SC client then talks to this daemon.  Not started yet: call
-    ``start()`` (again after ``stop()``/``kill()``), ``close()`` at the end.
+    ``start()`` (again after ``stop()``/``kill()``); it is stopped and its
+    directory removed when the process exits.
     """
     global _process_pcscd
     if _process_pcscd is None:
+        import atexit
         import tempfile
 
+        owned = workdir is None
         workdir = Path(workdir or tempfile.mkdtemp(prefix="cisbridge-pcscd-"))
         daemon = PrivatePcscd(workdir)
         daemon.add_vpcd("Virtual PCD")
         os.environ["PCSCLITE_CSOCK_NAME"] = daemon.socket_path
         _process_pcscd = daemon
+
+        def cleanup() -> None:
+            daemon.close()
+            if owned:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+        atexit.register(cleanup)
     return _process_pcscd
 
 
