@@ -98,10 +98,14 @@ def use_store(conf: str | None = None) -> str:
     conf = str(Path(conf).resolve())
     if not os.path.exists(conf):
         raise SystemExit(f"SoftHSM config {conf} does not exist")
-    if os.environ.get("SOFTHSM2_CONF") != conf:
+    if os.environ.get("SOFTHSM2_CONF") != conf or _read_conf != conf:
         os.environ["SOFTHSM2_CONF"] = conf
         reload_module()
     return conf
+
+
+#: the store SoftHSM last read in this process (when this module made it read one)
+_read_conf: str | None = None
 
 
 def reload_module(module: str | None = None) -> None:
@@ -115,6 +119,8 @@ def reload_module(module: str | None = None) -> None:
     loaded = getattr(pkcs11, "_loaded", {}).get(module)
     if loaded is not None and loaded.initialized:
         loaded.reinitialize()
+    global _read_conf
+    _read_conf = os.environ.get("SOFTHSM2_CONF")
 
 
 def _tokendir(conf: str) -> Path:

@@ -1,0 +1,126 @@
+"""SoftHSM2 test cards made once per test run through `cisbridge card create`'s code.
+
+Stores (each a private SoftHSM2 store, TESTBED.md):
+  main:    alice (passcode 1234), a locked card, a card on its final try
+  empty:   no card at all
+  nocert:  a card with a key pair but no certificate
+SoftHSM reads its store at C_Initialize, so tests that use this process's
+SoftHSM switch stores with the `store` fixture (which re-initialises it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cisbridge.card import softhsm_module
+from cisbridge.card import testcard
+from cisbridge.protocol import CisError, ErrorCode
+
+ORIGIN = "https://ehr.example.nhs.uk"
+PIN = "1234"
+
+
+@dataclass
+class Stores:
+    main: str
+    empty: str
+    nocert: str
+    cards: dict[str, testcard.TestCard] = field(default_factory=dict)
+    ca_dir: str = ""
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory) -> Stores:
+    if not os.path.exists(softhsm_module()):
+        pytest.skip("SoftHSM2 is not installed")
+    root = tmp_path_factory.mktemp("softhsm")
+    ca_dir = root / "testca"
+    os.environ["CISBRIDGE_TESTCA_DIR"] = str(ca_dir)
+    s = Stores(
+        main=testcard.make_store(root / "main"),
+        empty=testcard.make_store(root / "empty"),
+        nocert=testcard.make_store(root / "nocert"),
+        ca_dir=str(ca_dir),
+    )
+    s.cards["alice"] = testcard.create(label="alice", pin=PIN, uuid="555000000001", softhsm_conf=s.main)
+    s.cards["locked"] = testcard.create(label="locked", pin=PIN, uuid="555000000002", softhsm_conf=s.main, locked=True)
+    s.cards["final"] = testcard.create(label="final", pin=PIN, uuid="555000000003", softhsm_conf=s.main)
+    testcard.set_pin_flags("final", final_try=True, softhsm_conf=s.main)
+    s.cards["bare"] = testcard.create(label="bare", pin=PIN, softhsm_conf=s.nocert, with_certificate=False)
+    return s
+
+
+@pytest.fixture
+def store(stores):
+    """Point this process's SoftHSM at one of the stores: store(stores.main)."""
+
+    def use(conf: str) -> str:
+        return testcard.use_store(conf)
+
+    return use
+
+
+@pytest.fixture
+def open_card(store, stores):
+    """CardToken(s) on the main store (or another), closed after the test."""
+    from cisbridge.card.token import CardToken
+
+    made: list[CardToken] = []
+
+    def make(label: str | None = "alice", conf: str | None = None, **kwargs: Any) -> CardToken:
+        store(conf or stores.main)
+        card = CardToken(softhsm_module(), token_label=label, **kwargs)
+        made.append(card)
+        return card
+
+    yield make
+    for card in made:
+        card.close()
+
+
+class ScriptedContext:
+    """A RequestContext that answers prompts from a script: the test plays the user.
+
+    answers: list of (kind, value) in the order the prompts must come;
+    a value that is an exception is raised (e.g. the user cancels).
+    """
+
+    def __init__(self, card, answers=(), origin: str = ORIGIN):
+        self.id = 1
+        self.origin = origin
+        self.card = card
+        self.config = None
+        self.answers = list(answers)
+        self.prompts: list[tuple[str, Any]] = []
+
+    async def prompt(self, kind: str, data: Any):
+        self.prompts.append((kind, data))
+        if not self.answers:
+            raise AssertionError(f"unexpected {kind} prompt: {data}")
+        expected, value = self.answers.pop(0)
+        assert expected == kind, f"expected a {expected} prompt, got {kind}"
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    async def run_blocking(self, fn, *args):
+        return await asyncio.to_thread(fn, *args)
+
+    def emit(self, event: str, data: Any) -> None:
+        pass
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.prompts]
+
+
+CANCEL = CisError(ErrorCode.USER_CANCELLED, "You cancelled.")
+
+
+def run(coro):
+    return asyncio.run(coro)

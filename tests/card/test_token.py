@@ -1,0 +1,200 @@
+"""The PKCS#11 token on SoftHSM2: which token, passcode flags, login, signing."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from conftest import PIN
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography import x509
+
+from cisbridge.card.token import CardToken
+from cisbridge.protocol import CisError, ErrorCode
+
+pytestmark = pytest.mark.softhsm
+
+
+def verify(cert_der: bytes, signature: bytes, data: bytes, algorithm: str) -> None:
+    digest = hashes.SHA256() if algorithm == "RS256" else hashes.SHA1()
+    x509.load_der_x509_certificate(cert_der).public_key().verify(signature, data, padding.PKCS1v15(), digest)
+
+
+# ------------------------------------------------------------ choosing the token
+
+
+def test_label_chooses_the_token_and_its_certificate(open_card, stores):
+    card = open_card("alice")
+    assert card.status().label == "alice"
+    cert = x509.load_der_x509_certificate(card.certificate())
+    assert cert.subject.rfc4514_string() == "CN=555000000001,OU=people,O=nhs"
+    assert cert == stores.cards["alice"].certificate
+
+
+def test_without_a_label_the_only_paired_token_is_used(open_card, stores, tmp_path):
+    conf = _store_with_one(tmp_path, stores)
+    card = open_card(None, conf=conf)
+    assert card.status().label == "solo"
+
+
+def _store_with_one(tmp_path, stores) -> str:
+    from cisbridge.card import testcard
+
+    conf = testcard.make_store(tmp_path / "solo")
+    testcard.create(label="solo", pin=PIN, softhsm_conf=conf)
+    return conf
+
+
+def test_several_candidates_without_a_label_is_an_error_listing_them(open_card):
+    card = open_card(None)
+    with pytest.raises(CisError) as caught:
+        card.status()
+    assert caught.value.code == ErrorCode.NO_CARD
+    assert "[pkcs11] token_label" in caught.value.message
+    assert sorted(caught.value.detail["tokens"]) == ["alice", "final", "locked"]
+
+
+def test_a_label_that_is_not_there_says_which_cards_are(open_card):
+    card = open_card("bob")
+    with pytest.raises(CisError) as caught:
+        card.certificate()
+    assert caught.value.code == ErrorCode.NO_CARD
+    assert "'bob'" in caught.value.message and "'alice'" in caught.value.message
+
+
+def test_no_token_at_all_is_no_card(open_card, stores):
+    card = open_card(None, conf=stores.empty)
+    with pytest.raises(CisError) as caught:
+        card.certificate()
+    assert caught.value.code == ErrorCode.NO_CARD
+
+
+def test_a_token_without_a_certificate_is_no_certificate(open_card, stores):
+    card = open_card(None, conf=stores.nocert)
+    with pytest.raises(CisError) as caught:
+        card.certificate()
+    assert caught.value.code == ErrorCode.NO_CERTIFICATE
+    assert caught.value.detail["tokens"] == ["bare"]
+
+
+def test_a_module_that_cannot_load_names_the_path_and_the_config_key(tmp_path):
+    missing = str(tmp_path / "no-such-pkcs11.so")
+    card = CardToken(missing)
+    with pytest.raises(CisError) as caught:
+        card.status()
+    assert caught.value.code == ErrorCode.AGENT_UNAVAILABLE
+    assert missing in caught.value.message
+    assert "[pkcs11] module" in caught.value.message
+    assert caught.value.detail == {"module": missing, "configKey": "pkcs11.module"}
+
+
+# ------------------------------------------------------------------ passcode
+
+
+def test_locked_card_reports_locked_and_is_never_tried(open_card, stores):
+    card = open_card("locked")
+    status = card.status()
+    assert status.pin_locked and status.attempts_left == 0
+    pin = bytearray(PIN, "ascii")
+    with pytest.raises(CisError) as caught:
+        card.login(pin)
+    assert caught.value.code == ErrorCode.PIN_LOCKED
+    # SoftHSM would accept this passcode (it does not enforce the flag):
+    # had login tried it, the card would now be logged in.
+    assert not card.begin_batch().logged_in
+    assert pin == bytearray(len(PIN))
+
+
+def test_final_try_is_reported_as_one_attempt_left(open_card):
+    card = open_card("final")
+    status = card.status()
+    assert status.pin_final_try and status.attempts_left == 1
+    with pytest.raises(CisError) as caught:
+        card.login(bytearray(b"9999"))
+    assert caught.value.code == ErrorCode.PIN_INCORRECT
+    assert caught.value.detail == {"attemptsLeft": 1}
+    assert "lock" in caught.value.message
+
+
+def test_wrong_passcode_is_pin_incorrect_then_right_one_logs_in(open_card):
+    card = open_card("alice")
+    wrong = bytearray(b"0000")
+    with pytest.raises(CisError) as caught:
+        card.login(wrong)
+    assert caught.value.code == ErrorCode.PIN_INCORRECT
+    assert wrong == bytearray(4), "the passcode buffer is wiped after a failed login"
+    assert card.status().pin_count_low
+    right = bytearray(PIN, "ascii")
+    card.login(right)
+    assert right == bytearray(4), "the passcode buffer is wiped after login"
+    assert card.begin_batch().logged_in
+    assert not card.status().pin_count_low
+
+
+def test_passcode_is_not_in_the_error(open_card):
+    card = open_card("alice")
+    with pytest.raises(CisError) as caught:
+        card.login(bytearray(b"8642"))
+    text = f"{caught.value!r} {caught.value} {caught.value.detail}"
+    assert "8642" not in text
+
+
+def test_every_batch_logs_in_again_unless_reuse_login(open_card):
+    card = open_card("alice")
+    card.login(bytearray(PIN, "ascii"))
+    card.end_batch()
+    assert not card.begin_batch().logged_in
+    with pytest.raises(CisError) as caught:
+        card.sign_many("RS256", [b"x"])
+    assert caught.value.code == ErrorCode.AUTHENTICATION_FAILED
+
+    reusing = open_card("alice", reuse_login=True)
+    reusing.login(bytearray(PIN, "ascii"))
+    reusing.end_batch()
+    assert reusing.begin_batch().logged_in
+    assert len(reusing.sign_many("RS256", [b"x"])[0]) == 256
+
+
+# ------------------------------------------------------------------- signing
+
+
+@pytest.mark.parametrize("algorithm", ["RS1", "RS256"])
+def test_signatures_verify_against_the_certificate(open_card, algorithm):
+    card = open_card("alice")
+    card.login(bytearray(PIN, "ascii"))
+    data = [b"<SignedInfo>one</SignedInfo>", b"<SignedInfo>two</SignedInfo>"]
+    signatures = card.sign_many(algorithm, data)
+    for sig, item in zip(signatures, data):
+        verify(card.certificate(), sig, item, algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ["RS1", "RS256"])
+def test_raw_rsa_over_digestinfo_when_the_combined_mechanism_is_missing(open_card, algorithm):
+    from cisbridge.card.token import ALGORITHMS
+
+    combined = ALGORITHMS[algorithm][0]
+    plain = open_card("alice")
+    plain.login(bytearray(PIN, "ascii"))
+    expected = plain.sign_many(algorithm, [b"payload"])[0]
+    plain.end_batch()
+
+    fallback = open_card("alice", disabled_mechanisms=(combined,))
+    fallback.login(bytearray(PIN, "ascii"))
+    got = fallback.sign_many(algorithm, [b"payload"])[0]
+    assert combined not in fallback._choice.mechanisms
+    verify(fallback.certificate(), got, b"payload", algorithm)
+    assert got == expected  # PKCS#1 v1.5 is deterministic: same bytes either way
+
+
+def test_the_private_key_cannot_be_read_off_the_card(open_card):
+    import pkcs11
+    from pkcs11 import Attribute, ObjectClass
+
+    card = open_card("alice")
+    card.login(bytearray(PIN, "ascii"))
+    key = card._session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=card._choice.key_id)
+    assert key[Attribute.SENSITIVE] and not key[Attribute.EXTRACTABLE]
+    with pytest.raises(pkcs11.exceptions.AttributeSensitive):
+        key[Attribute.PRIVATE_EXPONENT]
+    assert key[Attribute.ID] == hashlib.sha1(key[Attribute.MODULUS]).digest()
