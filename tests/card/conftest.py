@@ -4,6 +4,7 @@ Stores (each a private SoftHSM2 store, TESTBED.md):
   main:    alice (passcode 1234), a locked card, a card on its final try
   empty:   no card at all
   nocert:  a card with a key pair but no certificate
+  pinpad:  a card that says its reader has a PIN pad (protected authentication path)
 SoftHSM reads its store at C_Initialize, so tests that use this process's
 SoftHSM switch stores with the `store` fixture (which re-initialises it).
 """
@@ -31,6 +32,7 @@ class Stores:
     main: str
     empty: str
     nocert: str
+    pinpad: str
     cards: dict[str, testcard.TestCard] = field(default_factory=dict)
     ca_dir: str = ""
 
@@ -46,6 +48,7 @@ def stores(tmp_path_factory) -> Stores:
         main=testcard.make_store(root / "main"),
         empty=testcard.make_store(root / "empty"),
         nocert=testcard.make_store(root / "nocert"),
+        pinpad=testcard.make_store(root / "pinpad"),
         ca_dir=str(ca_dir),
     )
     s.cards["alice"] = testcard.create(label="alice", pin=PIN, uuid="555000000001", softhsm_conf=s.main)
@@ -53,6 +56,8 @@ def stores(tmp_path_factory) -> Stores:
     s.cards["final"] = testcard.create(label="final", pin=PIN, uuid="555000000003", softhsm_conf=s.main)
     testcard.set_pin_flags("final", final_try=True, softhsm_conf=s.main)
     s.cards["bare"] = testcard.create(label="bare", pin=PIN, softhsm_conf=s.nocert, with_certificate=False)
+    s.cards["pinpad"] = testcard.create(label="pinpad", pin=PIN, softhsm_conf=s.pinpad)
+    testcard.set_pin_flags("pinpad", protected_path=True, softhsm_conf=s.pinpad)
     return s
 
 

@@ -108,6 +108,18 @@ def test_locked_card_is_pin_locked_without_a_passcode_prompt(open_card):
     assert ctx.kinds() == ["consent"]
 
 
+def test_pin_pad_reader_gets_a_protected_path_prompt_and_no_passcode(open_card, stores):
+    card = open_card(None, conf=stores.pinpad)
+    ctx = ScriptedContext(card, [("consent", True), ("pin", "")])
+    with pytest.raises(CisError) as caught:
+        run(sign_action.sign(ctx, request(b"a")))
+    assert ctx.prompts[1][1] == p.PinPromptData(origin=ORIGIN, protectedPath=True)
+    # The login went to the card with no passcode (C_Login with NULL): SoftHSM
+    # has no PIN pad to collect one, so it refuses, as it should.
+    assert caught.value.code == ErrorCode.AUTHENTICATION_FAILED
+    assert "ArgumentsBad" in caught.value.message
+
+
 def test_cancelled_passcode_prompt_is_user_cancelled_and_logs_nothing_in(open_card):
     card = open_card("alice")
     ctx = ScriptedContext(card, [("consent", True), ("pin", CANCEL)])

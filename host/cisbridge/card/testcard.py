@@ -45,6 +45,7 @@ _CKA_OS_TOKENFLAGS = 0x8000534B
 CKF_USER_PIN_COUNT_LOW = 0x00010000
 CKF_USER_PIN_FINAL_TRY = 0x00020000
 CKF_USER_PIN_LOCKED = 0x00040000
+CKF_PROTECTED_AUTHENTICATION_PATH = 0x00000100
 
 LABEL_PREFIX = "cisbridge test "
 
@@ -302,14 +303,22 @@ def set_pin_flags(
     locked: bool | None = None,
     final_try: bool | None = None,
     count_low: bool | None = None,
+    protected_path: bool | None = None,
     softhsm_conf: str | None = None,
 ) -> int:
     """Set or clear the user-PIN flags SoftHSM stores for token ``label``.
 
     Returns the new flags.  See the module doc for why this is needed.
+    ``protected_path`` makes the token claim a PIN pad; SoftHSM has none, so
+    its logins then fail: only the prompt side can be tested with it.
     """
     conf = softhsm_conf or os.environ["SOFTHSM2_CONF"]
-    wanted = {CKF_USER_PIN_LOCKED: locked, CKF_USER_PIN_FINAL_TRY: final_try, CKF_USER_PIN_COUNT_LOW: count_low}
+    wanted = {
+        CKF_USER_PIN_LOCKED: locked,
+        CKF_USER_PIN_FINAL_TRY: final_try,
+        CKF_USER_PIN_COUNT_LOW: count_low,
+        CKF_PROTECTED_AUTHENTICATION_PATH: protected_path,
+    }
     for path in sorted(_tokendir(conf).glob("*/token.object")):
         data = bytearray(path.read_bytes())
         attributes = _parse_object_file(data)
