@@ -229,6 +229,13 @@ class CardToken:
                     raise CisError(ErrorCode.PIN_INCORRECT, message, _attempts(after)) from None
                 except p11.PinLocked:
                     raise pin_locked_error() from None
+                except p11.UserAlreadyLoggedIn:
+                    # Login state is per application: another CardToken of this
+                    # process holds a login.  Sharing it would sign without this
+                    # passcode ever being checked, so refuse.
+                    raise CisError(ErrorCode.AUTHENTICATION_FAILED,
+                                   "The card is already logged in by another part of cisbridge; "
+                                   "try again in a moment.") from None
                 except p11.PinExpired:
                     raise CisError(ErrorCode.AUTHENTICATION_FAILED,
                                    "The card's passcode has expired: have it reset by your "
