@@ -147,7 +147,7 @@ def test_every_batch_logs_in_again_unless_reuse_login(open_card):
     assert not card.begin_batch().logged_in
     with pytest.raises(CisError) as caught:
         card.sign_many("RS256", [b"x"])
-    assert caught.value.code == ErrorCode.AUTHENTICATION_FAILED
+    assert caught.value.code == ErrorCode.CARD_REMOVED
 
     reusing = open_card("alice", reuse_login=True)
     reusing.login(bytearray(PIN, "ascii"))
@@ -198,3 +198,29 @@ def test_the_private_key_cannot_be_read_off_the_card(open_card):
     with pytest.raises(pkcs11.exceptions.AttributeSensitive):
         key[Attribute.PRIVATE_EXPONENT]
     assert key[Attribute.ID] == hashlib.sha1(key[Attribute.MODULUS]).digest()
+
+
+def test_card_gone_after_login_is_card_removed_and_the_session_is_dropped(open_card, tmp_path, stores):
+    from cisbridge.card import testcard
+
+    conf = testcard.make_store(tmp_path / "removable")
+    testcard.create(label="removable", pin=PIN, softhsm_conf=conf)
+    card = open_card("removable", conf=conf)
+    card.login(bytearray(PIN, "ascii"))
+    # Deleting the token re-initialises SoftHSM here: the session handle dies
+    # and the token is gone, as when a card leaves its reader.
+    testcard.delete("removable", softhsm_conf=conf)
+    with pytest.raises(CisError) as caught:
+        card.sign_many("RS256", [b"x"])
+    assert caught.value.code == ErrorCode.CARD_REMOVED
+    assert card._session is None
+
+
+def test_card_removed_event_ends_the_login(open_card):
+    card = open_card("alice", reuse_login=True)
+    card.login(bytearray(PIN, "ascii"))
+    card.card_removed()
+    with pytest.raises(CisError) as caught:
+        card.sign_many("RS256", [b"x"])
+    assert caught.value.code == ErrorCode.CARD_REMOVED
+    assert not card.begin_batch().logged_in

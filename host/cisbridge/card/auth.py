@@ -33,8 +33,6 @@ async def login_with_prompts(ctx: RequestContext, card: CardToken) -> TokenStatu
     MAX_PIN_PROMPTS wrong passcodes; ``detail.attemptsLeft`` when known),
     USER_CANCELLED / TIMEOUT from the prompt, or the card's own errors.
     """
-    from cisbridge.card.token import wipe
-
     status = await ctx.run_blocking(card.begin_batch)
     if status.logged_in:
         return status
@@ -48,15 +46,18 @@ async def login_with_prompts(ctx: RequestContext, card: CardToken) -> TokenStatu
             "pin",
             PinPromptData(origin=ctx.origin, protectedPath=status.protected_path, attemptsLeft=status.attempts_left),
         )
-        pin: bytearray | None = None
+        if status.protected_path:
+            pin = None  # the reader's PIN pad collects it
+        elif isinstance(value, str) and value:
+            pin = bytearray(value, "utf-8")
+        else:
+            # Nothing typed: ask again without spending one of the card's tries.
+            failure = CisError(ErrorCode.PIN_INCORRECT, "No passcode was entered.", _detail(status))
+            continue
         try:
-            if not status.protected_path:
-                if not isinstance(value, str) or value == "":
-                    # Nothing typed: ask again without spending one of the card's tries.
-                    failure = CisError(ErrorCode.PIN_INCORRECT, "No passcode was entered.",
-                                       _detail(status))
-                    continue
-                pin = bytearray(value, "utf-8")
+            # card.login wipes the buffer itself, in its worker thread, once
+            # C_Login is done with it: wiping it here too could race a login
+            # still running after this request was cancelled.
             await ctx.run_blocking(card.login, pin)
             return status
         except CisError as exc:
@@ -64,8 +65,6 @@ async def login_with_prompts(ctx: RequestContext, card: CardToken) -> TokenStatu
                 raise
             failure = exc
             status = await ctx.run_blocking(card.status)
-        finally:
-            wipe(pin)
     assert failure is not None
     raise failure
 

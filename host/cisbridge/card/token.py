@@ -202,7 +202,7 @@ class CardToken:
         """
         try:
             with self._lock:
-                choice = self._current()
+                choice = self._current(same_card=True)
                 if self._session is not None:
                     return
                 status = _status_of(self._fresh_info(choice))
@@ -266,10 +266,11 @@ class CardToken:
         if algorithm not in ALGORITHMS:
             raise CisError(ErrorCode.INVALID_REQUEST, f"unknown algorithm {algorithm!r}")
         with self._lock:
+            choice = self._current(same_card=True)
             if self._session is None:
-                raise CisError(ErrorCode.AUTHENTICATION_FAILED,
-                               "The card is not logged in: try again.")
-            choice = self._current()
+                # Callers log in first; only a removal (card_removed, or a
+                # failure that showed the card gone) ends the login between.
+                raise _removed()
             try:
                 key = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=choice.key_id)
             except _CARD_GONE:
@@ -349,8 +350,13 @@ class CardToken:
                 ) from None
         return self._lib
 
-    def _current(self) -> _Choice:
-        """The chosen token, re-checked (cheaply) to still be the same card."""
+    def _current(self, same_card: bool = False) -> _Choice:
+        """The chosen token, re-checked (cheaply) to still be the same card.
+
+        ``same_card``: the caller is in the middle of something with the card
+        chosen before (a login prompted for it, a batch signed by it), so a
+        different or missing card is CARD_REMOVED rather than a new choice.
+        """
         choice = self._choice
         if choice is not None:
             try:
@@ -360,6 +366,8 @@ class CardToken:
             if info is not None and info.serial == choice.token.serial and info.label == choice.token.label:
                 return choice
             self._forget()
+            if same_card:
+                raise _removed()
         self._choice = self._choose()
         return self._choice
 
