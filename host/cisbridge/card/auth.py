@@ -79,14 +79,17 @@ async def sign_challenge(ctx: RequestContext, challenge: bytes) -> tuple[bytes, 
     async with card.batch_lock:
         try:
             await login_with_prompts(ctx, card)
-            (outcome,) = await ctx.run_blocking(card.sign_many, "RS1", [challenge])
+            try:
+                signature = await ctx.run_blocking(card.sign, "RS1", challenge)
+            except CisError as exc:
+                if exc.code != ErrorCode.SIGNING_FAILED:
+                    raise
+                raise CisError(ErrorCode.AUTHENTICATION_FAILED,
+                               "The card could not sign the login challenge: " + exc.message) from None
             certificate = await ctx.run_blocking(card.certificate)
         finally:
             await ctx.run_blocking(card.end_batch)
-    if isinstance(outcome, CisError):
-        raise CisError(ErrorCode.AUTHENTICATION_FAILED,
-                       "The card could not sign the login challenge: " + outcome.message)
-    return outcome, certificate
+    return signature, certificate
 
 
 def _detail(status: TokenStatus) -> dict[str, Any] | None:

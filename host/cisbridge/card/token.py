@@ -301,6 +301,13 @@ class CardToken:
                     ))
             return results
 
+    def sign(self, algorithm: str, data: bytes) -> bytes:
+        """Sign one item with the logged-in key; a failure raises its CisError."""
+        (outcome,) = self.sign_many(algorithm, [data])
+        if isinstance(outcome, CisError):
+            raise outcome
+        return outcome
+
     def end_batch(self) -> None:
         """A request is done signing: log out unless logins may be reused."""
         with self._lock:
