@@ -143,3 +143,17 @@ def test_missing_module_through_the_host(card_host, tmp_path):
     assert error["code"] == "AGENT_UNAVAILABLE"
     assert missing in error["message"] and "[pkcs11] module" in error["message"]
     assert "result" in host.call("getStatus")
+
+
+def test_host_finds_cisbridges_own_softhsm_store_without_softhsm2_conf(start_host, stores, tmp_path):
+    """`cisbridge card create` with no store named puts the card in cisbridge's
+    user data dir; a host launched by a browser (no SOFTHSM2_CONF) finds it."""
+    from cisbridge.card import testcard
+
+    workdir = tmp_path / "host0"  # the start_host fixture's first host
+    conf = testcard.make_store(workdir / "xdg-data" / "cisbridge" / "softhsm")
+    card = testcard.create(label="own store", pin=PIN, softhsm_conf=conf)
+    host = start_host(card_config("own store"), env={"SOFTHSM2_CONF": ""})
+    assert host.workdir == workdir
+    result = host.call("getCertificate", timeout=10)["result"]
+    assert result["subject"] == f"CN={card.uuid},OU=people,O=nhs"

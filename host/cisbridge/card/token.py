@@ -345,6 +345,7 @@ class CardToken:
 
     def _load(self) -> Any:
         if self._lib is None:
+            _default_softhsm_store(self.module)
             try:
                 self._lib = pkcs11.lib(self.module)
             except (p11.PKCS11Error, OSError, RuntimeError) as exc:
@@ -454,6 +455,21 @@ class CardToken:
     def _forget(self) -> None:
         self._drop_session()
         self._choice = None
+
+
+def _default_softhsm_store(module: str) -> None:
+    """With SoftHSM as the module and no SOFTHSM2_CONF, use the store that
+    ``cisbridge card create`` makes by default, when there is one: the browser
+    starts the host with its own environment, not the shell's."""
+    import os
+
+    if "softhsm" not in os.path.basename(module).lower() or os.environ.get("SOFTHSM2_CONF"):
+        return
+    import platformdirs
+
+    conf = os.path.join(platformdirs.user_data_dir("cisbridge"), "softhsm", "softhsm2.conf")
+    if os.path.exists(conf):
+        os.environ["SOFTHSM2_CONF"] = conf
 
 
 def _find_pair(token: Any) -> tuple[bytes, bytes] | None:
