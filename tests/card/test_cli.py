@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_card_certificate_is_nhs_shaped_and_issued_by_the_test_ca(stores):
 
     from cisbridge import testca
 
-    ca = testca.load_or_create(stores.ca_dir)
+    ca = testca.load_or_create(Path(stores.ca_dir))
     cert = stores.cards["alice"].certificate
     cert.verify_directly_issued_by(ca.certificate)
     assert [(a.oid._name, a.value) for a in cert.subject] == [
