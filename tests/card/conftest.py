@@ -11,7 +11,6 @@ SoftHSM switch stores with the `store` fixture (which re-initialises it).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,7 @@ import pytest
 
 from cisbridge.card import softhsm_module
 from cisbridge.card import testcard
-from cisbridge.protocol import CisError, ErrorCode
-
-ORIGIN = "https://ehr.example.nhs.uk"
-PIN = "1234"
+from cardhelpers import PIN
 
 
 @dataclass
@@ -87,45 +83,3 @@ def open_card(store, stores):
     yield make
     for card in made:
         card.close()
-
-
-class ScriptedContext:
-    """A RequestContext that answers prompts from a script: the test plays the user.
-
-    answers: list of (kind, value) in the order the prompts must come;
-    a value that is an exception is raised (e.g. the user cancels).
-    """
-
-    def __init__(self, card, answers=(), origin: str = ORIGIN):
-        self.id = 1
-        self.origin = origin
-        self.card = card
-        self.config = None
-        self.answers = list(answers)
-        self.prompts: list[tuple[str, Any]] = []
-
-    async def prompt(self, kind: str, data: Any):
-        self.prompts.append((kind, data))
-        if not self.answers:
-            raise AssertionError(f"unexpected {kind} prompt: {data}")
-        expected, value = self.answers.pop(0)
-        assert expected == kind, f"expected a {expected} prompt, got {kind}"
-        if isinstance(value, BaseException):
-            raise value
-        return value
-
-    async def run_blocking(self, fn, *args):
-        return await asyncio.to_thread(fn, *args)
-
-    def emit(self, event: str, data: Any) -> None:
-        pass
-
-    def kinds(self) -> list[str]:
-        return [k for k, _ in self.prompts]
-
-
-CANCEL = CisError(ErrorCode.USER_CANCELLED, "You cancelled.")
-
-
-def run(coro):
-    return asyncio.run(coro)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import CANCEL, ORIGIN, PIN, ScriptedContext, run
+from cardhelpers import CANCEL, ORIGIN, PIN, ScriptedContext, run, verify
 from cryptography.hazmat.primitives.serialization import Encoding
-from test_token import verify
 
 from cisbridge import protocol as p
 from cisbridge.actions import sign as sign_action

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from conftest import ORIGIN, PIN
+from cardhelpers import ORIGIN, PIN, verify
 from cryptography.hazmat.primitives.serialization import Encoding
-from test_token import verify
 
 from cisbridge.card import softhsm_module
 

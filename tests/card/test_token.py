@@ -5,20 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import PIN
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cardhelpers import PIN, verify
 from cryptography import x509
 
 from cisbridge.card.token import CardToken
 from cisbridge.protocol import CisError, ErrorCode
 
 pytestmark = pytest.mark.softhsm
-
-
-def verify(cert_der: bytes, signature: bytes, data: bytes, algorithm: str) -> None:
-    digest = hashes.SHA256() if algorithm == "RS256" else hashes.SHA1()
-    x509.load_der_x509_certificate(cert_der).public_key().verify(signature, data, padding.PKCS1v15(), digest)
 
 
 # ------------------------------------------------------------ choosing the token
