@@ -75,7 +75,7 @@ def test_refused_consent_ends_the_request_and_no_passcode_is_asked(card_host):
 
 
 def test_wrong_passcode_then_right_one_through_the_host(card_host):
-    host = card_host()
+    host = card_host(extra='[logging]\nlevel = "debug"\n')
     rid = host.send("sign", sign_params(b"a"))
     host.reply(host.prompt("consent", timeout=10), True)
     host.reply(host.prompt("pin"), "975319")
@@ -83,7 +83,9 @@ def test_wrong_passcode_then_right_one_through_the_host(card_host):
     host.reply(again, PIN)
     result = host.response(rid, timeout=10)["result"]
     assert len(result["signatures"]) == 1
-    assert "975319" not in host.log_text(), "a passcode reached the log"
+    log = host.log_text()
+    assert "prompts for pin" in log, "the debug log was not written where the test looks"
+    assert "975319" not in log, "a passcode reached the log"
 
 
 def test_locked_card_through_the_host(card_host):
