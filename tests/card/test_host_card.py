@@ -158,3 +158,31 @@ def test_host_finds_cisbridges_own_softhsm_store_without_softhsm2_conf(start_hos
     assert host.workdir == workdir
     result = host.call("getCertificate", timeout=10)["result"]
     assert result["subject"] == f"CN={card.uuid},OU=people,O=nhs"
+
+
+def sign_with_prompts(host, payload: bytes, pin: str | None) -> tuple[dict, list[str]]:
+    """Sign one payload, answering consent and (if asked) the passcode; returns
+    the response and the kinds of prompt seen."""
+    rid = host.send("sign", sign_params(payload))
+    kinds = []
+    while True:
+        frame = host.wait(lambda: host.prompts.pop(0) if host.prompts else host.responses.pop(rid, None), 10)
+        if "prompt" not in frame:
+            return frame, kinds
+        kinds.append(frame["kind"])
+        host.reply(frame, True if frame["kind"] == "consent" else pin)
+
+
+def test_every_batch_asks_for_the_passcode_by_default(card_host):
+    host = card_host()
+    for payload in (b"first", b"second"):
+        response, kinds = sign_with_prompts(host, payload, PIN)
+        assert "result" in response and kinds == ["consent", "pin"]
+
+
+def test_reuse_login_config_keeps_the_card_logged_in_for_the_next_batch(card_host):
+    host = card_host(extra="reuse_login = true\n")
+    response, kinds = sign_with_prompts(host, b"first", PIN)
+    assert "result" in response and kinds == ["consent", "pin"]
+    response, kinds = sign_with_prompts(host, b"second", PIN)
+    assert "result" in response and kinds == ["consent"]
