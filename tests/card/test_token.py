@@ -19,7 +19,9 @@ pytestmark = pytest.mark.softhsm
 
 def test_label_chooses_the_token_and_its_certificate(open_card, stores):
     card = open_card("alice")
+    assert card.chosen_label is None, "nothing is read from the card before it is used"
     assert card.status().label == "alice"
+    assert card.chosen_label == "alice"
     cert = x509.load_der_x509_certificate(card.certificate())
     assert cert.subject.rfc4514_string() == "CN=555000000001,OU=people,O=nhs"
     assert cert == stores.cards["alice"].certificate

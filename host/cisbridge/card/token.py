@@ -173,6 +173,13 @@ class CardToken:
         except CisError:
             return None
 
+    @property
+    def chosen_label(self) -> str | None:
+        """The label of the token chosen by the last card call, without
+        touching the card (None before the first call or after a removal)."""
+        choice = self._choice
+        return None if choice is None else choice.token.label
+
     def certificate(self) -> bytes:
         """The chosen certificate, DER."""
         with self._lock:
