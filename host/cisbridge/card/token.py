@@ -212,13 +212,13 @@ class CardToken:
                 choice = self._current(same_card=True)
                 if self._session is not None:
                     return
-                status = _status_of(self._fresh_info(choice))
+                token = self._fresh_info(choice)  # flags as of now, for open() too
+                status = _status_of(token)
                 if status.pin_locked:
                     raise pin_locked_error()
                 if pin is None and not status.protected_path:
                     raise CisError(ErrorCode.PIN_INCORRECT, "Enter your passcode.",
                                    _attempts(status))
-                token = choice.token
                 try:
                     if pin is None:
                         session = token.open(user_pin=pkcs11.PROTECTED_AUTH)
