@@ -186,3 +186,25 @@ def test_reuse_login_config_keeps_the_card_logged_in_for_the_next_batch(card_hos
     assert "result" in response and kinds == ["consent", "pin"]
     response, kinds = sign_with_prompts(host, b"second", PIN)
     assert "result" in response and kinds == ["consent"]
+
+
+def test_concurrent_batches_each_log_in_for_themselves(card_host):
+    host = card_host()
+    first = host.send("sign", sign_params(b"first"))
+    second = host.send("sign", sign_params(b"second"))
+    consents = [host.prompt("consent", timeout=10), host.prompt("consent", timeout=10)]
+    assert {c["for"] for c in consents} == {first, second}
+    for consent in consents:
+        host.reply(consent, True)
+    # Each batch is asked for its own passcode: neither signs on the other's
+    # login (card.batch_lock serialises them; by design the second is asked
+    # once the first is done, which this test does not time).
+    pin = host.prompt("pin", timeout=10)
+    owner = pin["for"]
+    other = second if owner == first else first
+    host.reply(pin, PIN)
+    assert "result" in host.response(owner, timeout=10)
+    pin = host.prompt("pin", timeout=10)
+    assert pin["for"] == other
+    host.reply(pin, PIN)
+    assert "result" in host.response(other, timeout=10)
