@@ -140,7 +140,7 @@ def main() -> int:
             stack.callback(session.close)
             key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=card.key_id)
 
-            def direct():
+            def direct(key=key):
                 for data in payloads:
                     key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS)
 

@@ -90,10 +90,10 @@ async def sign(ctx, params: p.SignParams) -> p.SignResult:
 
     # An empty payload is well-formed but there is nothing to sign: it fails
     # on its own and the rest of the batch goes ahead.
-    to_sign = [(item.id, data) for item, data in zip(params.payloads, payloads) if data]
+    to_sign = [(item.id, data) for item, data in zip(params.payloads, payloads, strict=True) if data]
     failed = [
         p.FailedSignature(item.id, ErrorCode.SIGNING_FAILED, "The payload is empty: there is nothing to sign.")
-        for item, data in zip(params.payloads, payloads)
+        for item, data in zip(params.payloads, payloads, strict=True)
         if not data
     ]
     async with card.batch_lock:
@@ -108,7 +108,7 @@ async def sign(ctx, params: p.SignParams) -> p.SignResult:
         raise CisError(ErrorCode.SIGNING_FAILED,
                        "The card's certificate is too large to send back to the browser.")
     signatures = []
-    for (item_id, _), outcome in zip(to_sign, outcomes):
+    for (item_id, _), outcome in zip(to_sign, outcomes, strict=True):
         if isinstance(outcome, CisError):
             failed.append(p.FailedSignature(item_id, outcome.code, outcome.message[:MAX_MESSAGE_CHARS]))
         elif len(outcome) > MAX_SIGNATURE_BYTES:

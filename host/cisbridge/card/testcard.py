@@ -166,7 +166,7 @@ def create(
     """Make a test card: token, RSA-2048 key pair, certificate from the test CA."""
     import pkcs11
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from pkcs11 import Attribute, CertificateType, KeyType, ObjectClass
+    from pkcs11 import Attribute, KeyType
 
     conf = use_store(softhsm_conf)
     uuid = uuid or new_uuid()
