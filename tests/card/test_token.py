@@ -219,3 +219,33 @@ def test_card_removed_event_ends_the_login(open_card):
         card.sign_many("RS256", [b"x"])
     assert caught.value.code == ErrorCode.CARD_REMOVED
     assert not card.begin_batch().logged_in
+
+
+def test_card_removed_never_waits_for_a_card_call_in_progress(open_card):
+    import threading
+
+    card = open_card("alice", reuse_login=True)
+    card.login(bytearray(PIN, "ascii"))
+    busy, done = threading.Event(), threading.Event()
+
+    def card_call_in_progress():
+        with card._lock:  # what a long batch holds
+            busy.set()
+            done.wait(10)
+
+    worker = threading.Thread(target=card_call_in_progress)
+    worker.start()
+    busy.wait(10)
+    notifier = threading.Thread(target=card.card_removed)
+    notifier.start()
+    notifier.join(5)
+    blocked = notifier.is_alive()
+    done.set()
+    worker.join()
+    notifier.join()
+    assert not blocked, "card_removed waited for the card lock"
+    # The login made before the removal is void: the next batch cannot use it.
+    with pytest.raises(CisError) as caught:
+        card.sign_many("RS256", [b"x"])
+    assert caught.value.code == ErrorCode.CARD_REMOVED
+    assert not card.begin_batch().logged_in

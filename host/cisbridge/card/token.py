@@ -143,6 +143,9 @@ class CardToken:
         self._choice: _Choice | None = None
         self._session: Any = None  # the logged-in session, when held
         self._batch_lock: asyncio.Lock | None = None
+        #: bumped by card_removed(); a login made before a removal is void
+        self._removals = 0
+        self._login_removals = 0
 
     def __repr__(self) -> str:
         return f"CardToken({self.module!r}, token_label={self.token_label!r})"
@@ -191,6 +194,7 @@ class CardToken:
         ``status.logged_in`` is true only when a reused login is ready to sign.
         """
         with self._lock:
+            self._check_removals()
             choice = self._current()
             if self._session is not None:
                 try:
@@ -261,6 +265,7 @@ class CardToken:
                     raise CisError(ErrorCode.AUTHENTICATION_FAILED,
                                    f"The card refused the login ({type(exc).__name__}).") from None
                 self._session = session
+                self._login_removals = self._removals
         finally:
             wipe(pin)
 
@@ -273,6 +278,7 @@ class CardToken:
         if algorithm not in ALGORITHMS:
             raise CisError(ErrorCode.INVALID_REQUEST, f"unknown algorithm {algorithm!r}")
         with self._lock:
+            self._check_removals()
             choice = self._current(same_card=True)
             if self._session is None:
                 # Callers log in first; only a removal (card_removed, or a
@@ -292,6 +298,9 @@ class CardToken:
                                "it cannot be used for signing.") from None
             results: list[bytes | CisError] = []
             for data in items:
+                if self._removals != self._login_removals:
+                    self._forget()
+                    raise _removed()
                 try:
                     results.append(self._sign_one(choice, key, algorithm, data))
                 except _CARD_GONE:
@@ -322,9 +331,18 @@ class CardToken:
                 self._drop_session()
 
     def card_removed(self) -> None:
-        """The card left its reader: forget the session and the choice."""
-        with self._lock:
-            self._forget()
+        """The card left its reader: its login and the choice are void.
+
+        Safe from any thread, including the event loop: it never waits for a
+        card call in progress.  A batch being signed stops before its next
+        item with CARD_REMOVED.
+        """
+        self._removals += 1
+        if self._lock.acquire(blocking=False):
+            try:
+                self._forget()
+            finally:
+                self._lock.release()
 
     def close(self) -> None:
         """Log out and close the session (the host is exiting)."""
@@ -458,6 +476,11 @@ class CardToken:
                 session.close()  # C_Logout + C_CloseSession
             except (p11.PKCS11Error, RuntimeError):
                 pass  # the card is gone: so is its login
+
+    def _check_removals(self) -> None:
+        """Drop a login that a removal (reported while busy) made void."""
+        if self._session is not None and self._removals != self._login_removals:
+            self._forget()
 
     def _forget(self) -> None:
         self._drop_session()
