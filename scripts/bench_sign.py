@@ -73,7 +73,11 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100)
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="cisbridge-bench-"))
+    with tempfile.TemporaryDirectory(prefix="cisbridge-bench-") as tmp:
+        return bench(Path(tmp), args)
+
+
+def bench(tmp: Path, args: argparse.Namespace) -> int:
     os.environ["CISBRIDGE_TESTCA_DIR"] = str(tmp / "testca")
     from cisbridge import protocol as p
     from cisbridge.actions.sign import sign
