@@ -46,7 +46,7 @@ class Param:
     """One ``<gpPARAM name=… [attr=…]>value</gpPARAM>``."""
 
     name: str
-    value: str = ""
+    value: str = field(default="", repr=False)  # may be a ticket or a signature
     attributes: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -127,7 +127,7 @@ def encode(params: Iterable[Param | tuple[str, str]] | Mapping[str, str]) -> byt
         attrs = "".join(f" {_check_name(k)}={quoteattr(_check_text(v))}"
                         for k, v in param.attributes.items())
         lines.append(f"<gpPARAM name={quoteattr(param.name)}{attrs}>"
-                     f"{escape(_check_text(param.value))}</gpPARAM>")
+                     f"{escape(_check_text(param.value), {chr(13): '&#13;'})}</gpPARAM>")
     lines.append("</gpOBJECT>")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
