@@ -13,7 +13,7 @@ import pytest
 from cisbridge import testca
 from cisbridge.spine.server import validate_ticket
 
-from conftest import ONE_ROLE, Card, GasClient
+from simclient import ONE_ROLE, Card, GasClient
 
 
 def _start(*args: str, ca_dir) -> subprocess.Popen:

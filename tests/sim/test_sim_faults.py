@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import ssl
 import time
 
 import pytest
@@ -18,7 +17,7 @@ from cisbridge.spine import gpobject
 from cisbridge.spine.server import (ExpiredTicket, SpineUnavailable, role_assertion,
                                     validate_ticket)
 
-from conftest import ONE_ROLE, GasClient
+from simclient import ONE_ROLE, GasClient
 
 
 def _ticket(gas: GasClient, make_card) -> str:

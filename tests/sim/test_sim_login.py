@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-from urllib.parse import quote
 
 import pytest
 
@@ -13,7 +12,7 @@ from cisbridge.sim import ticket_ref
 from cisbridge.spine import saml
 from cisbridge.spine.gpobject import Param
 
-from conftest import MANY_ROLES, NO_ROLES, ONE_ROLE, TRAINEE, GasClient
+from simclient import MANY_ROLES, NO_ROLES, ONE_ROLE, TRAINEE, GasClient
 
 
 def test_activate_answers_a_challenge_and_where_to_reply(any_sim, any_gas):

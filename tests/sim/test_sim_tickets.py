@@ -13,7 +13,7 @@ from cisbridge.spine import sessionservice
 from cisbridge.spine.server import (ExpiredTicket, InvalidTicket, SpineUnavailable,
                                     role_assertion, validate_ticket)
 
-from conftest import MANY_ROLES, ONE_ROLE, GasClient
+from simclient import MANY_ROLES, ONE_ROLE, GasClient
 
 
 def _logged_in(gas: GasClient, card, role: str | None = None) -> str:

@@ -44,7 +44,7 @@ def build_signed_data(
 
     try:
         certificate = x509.Certificate.load(certificate_der)
-        certificate.native  # parse eagerly so a bad certificate fails here
+        _ = certificate.native  # parse eagerly so a bad certificate fails here
     except Exception as exc:
         raise CmsError(f"the certificate is not valid DER: {exc}") from None
 
