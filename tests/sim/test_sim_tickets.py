@@ -163,3 +163,19 @@ def test_session_request_document_shape():
     assert '<RequestSet vers="1.0" svcid="session"' in doc
     assert ('<![CDATA[<SessionRequest vers="1.0" reqid="1"><GetSession reset="true">'
             "<SessionID>AQIC5a+b/c=@AAJTSQACMDE=#</SessionID></GetSession></SessionRequest>]]>") in doc
+
+
+def test_serves_on_ipv6_loopback(ca, make_card):
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        sim = Simulator(ca=ca, host="::1", tls=True).start()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"cannot listen on ::1 here: {exc}")
+    with sim:
+        assert sim.url.startswith("https://[::1]:")
+        gas = GasClient(sim.url, sim.ca_file)
+        ticket = _logged_in(gas, make_card(ONE_ROLE))
+        assert validate_ticket(ticket, sim.url, ca_file=sim.ca_file).uid == ONE_ROLE

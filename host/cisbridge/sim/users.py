@@ -59,7 +59,9 @@ def load_users(path: Path | str | None = None) -> dict[str, User]:
     for i, entry in enumerate(data.get("users", [])):
         try:
             user = _user(entry)
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            raise UsersFileError(f"{where}: users[{i}] has no {exc.args[0]!r} key") from None
+        except (TypeError, ValueError) as exc:
             raise UsersFileError(f"{where}: users[{i}] is invalid: {exc}") from None
         if user.uuid in users:
             raise UsersFileError(f"{where}: the UUID {user.uuid} appears twice")
