@@ -150,3 +150,23 @@ def test_repr_hides_values():
     obj = gpobject.decode(gpobject.encode({"sso_ticket": "AQIC5secret"}))
     assert "AQIC5secret" not in repr(obj)
     assert "AQIC5secret" not in repr(obj.param("sso_ticket"))
+
+
+def test_job_roles_split_organisation_and_role():
+    obj = gpobject.decode(gpobject.encode([
+        Param("nhsjobrole2", 'ORG, WITH COMMA, "A":"B":"C"', {"id": "555000000002", "orgcode": "Y1"}),
+        Param("nhsjobrole1", 'PLAIN ORG, "Clinical":"Clinical Provision":"Nurse Access Role"',
+              {"id": "555000000001", "orgcode": "X1"}),
+        Param("nhsjobrole3", "no quoted part", {"id": "555000000003"}),
+    ]))
+    first, second, third = gpobject.job_roles(obj)
+    assert (first.id, first.org_code, first.org_name, first.job_role) == (
+        "555000000001", "X1", "PLAIN ORG", '"Clinical":"Clinical Provision":"Nurse Access Role"')
+    assert (second.org_name, second.job_role) == ("ORG, WITH COMMA", '"A":"B":"C"')
+    assert (third.org_code, third.org_name, third.job_role) == ("", "", "no quoted part")
+
+
+def test_job_role_without_id_is_refused():
+    obj = gpobject.decode(gpobject.encode([Param("nhsjobrole1", 'ORG, "A":"B":"C"')]))
+    with pytest.raises(GpObjectError, match="nhsjobrole1 has no id"):
+        gpobject.job_roles(obj)

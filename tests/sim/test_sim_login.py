@@ -9,7 +9,7 @@ import re
 import pytest
 
 from cisbridge.sim import ticket_ref
-from cisbridge.spine import saml
+from cisbridge.spine import gpobject, saml
 from cisbridge.spine.gpobject import Param
 
 from simclient import MANY_ROLES, NO_ROLES, ONE_ROLE, TRAINEE, GasClient
@@ -55,6 +55,9 @@ def test_login_with_many_roles_lists_each(gas, make_card):
     assert [(r.attributes["id"], r.attributes["orgcode"]) for r in roles] == [
         ("555000000201", "X09"), ("555000000202", "Y42"), ("555000000203", "Z77")]
     assert [p.name for p in roles] == ["nhsjobrole1", "nhsjobrole2", "nhsjobrole3"]
+    second = gpobject.job_roles(gas.login(make_card(MANY_ROLES)))[1]
+    assert (second.org_name, second.job_role) == (
+        "CISBRIDGE TEST SURGERY", '"Admin & Clerical":"Admin & Clerical":"Registration Authority Agent"')
 
 
 def test_login_of_a_user_without_roles_has_no_role_to_select(gas, make_card):

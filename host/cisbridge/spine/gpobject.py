@@ -108,6 +108,35 @@ class GpObject:
         return f"GpObject(names={[p.name for p in self.params]})"
 
 
+@dataclass(frozen=True)
+class JobRole:
+    """One ``nhsjobroleN`` of an authvalidate answer."""
+
+    id: str  #: role profile id (12 digits): what RoleSelectionGP's selectedRoleUid takes
+    org_code: str
+    org_name: str
+    job_role: str  #: '"Area":"Sub-area":"Job role"' (the whole text when it has no such part)
+    text: str  #: the parameter's text as sent: 'ORG NAME, "Area":"Sub-area":"Job role"'
+
+
+def job_roles(obj: GpObject) -> list[JobRole]:
+    """The roles an authvalidate answer offers, in ``nhsjobrole1..N`` order.
+
+    The text is ``ORG NAME, "Area":"Sub-area":"Job role"``; an organisation name
+    may itself hold commas, so it is split before the first ``, "``.
+    """
+    roles = []
+    for p in obj.numbered("nhsjobrole"):
+        role_id = p.attributes.get("id", "")
+        if not role_id:
+            raise GpObjectError(f"{p.name} has no id attribute")
+        org_name, sep, job = p.value.partition(', "')
+        roles.append(JobRole(role_id, p.attributes.get("orgcode", ""),
+                             org_name.strip() if sep else "",
+                             ('"' + job).strip() if sep else p.value.strip(), p.value))
+    return roles
+
+
 def decode_base64(text: str, what: str = "value") -> bytes:
     try:
         return base64.b64decode("".join(text.split()), validate=True)
