@@ -260,3 +260,23 @@ def test_other_users_sessions_are_independent(gas, make_card):
     gas.logout(a, ONE_ROLE)
     assert gas.select_role(b, "555000000201")[0] == 200
 
+
+
+def test_concurrent_logins_get_distinct_live_sessions(any_sim, any_gas, make_card):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cisbridge.spine.server import validate_ticket
+
+    card = make_card(MANY_ROLES)
+
+    def login_and_select(_):
+        ticket = any_gas.login(card)["sso_ticket"]
+        assert any_gas.select_role(ticket, "555000000202")[0] == 200
+        return ticket
+
+    with ThreadPoolExecutor(16) as pool:
+        tickets = list(pool.map(login_and_select, range(32)))
+    assert len(set(tickets)) == 32
+    assert len(any_sim.events("login")) == 32
+    for ticket in tickets[::8]:
+        assert validate_ticket(ticket, any_sim.url, any_sim.ca_file).uid == MANY_ROLES
