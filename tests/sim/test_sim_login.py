@@ -47,6 +47,11 @@ def test_login_with_one_role(any_sim, any_gas, make_card):
     assert obj.require("sso_domain")
     [login] = any_sim.events("login")
     assert login["uid"] == ONE_ROLE and login["ticket"] == ticket_ref(ticket)
+    assert (login["cardType"], login["mobility"]) == ("p11", "0")
+    [activate] = any_sim.events("activate")
+    assert activate["userAgent"] == "Mozilla/4.0(compatible;IE;GACv8.0.0.0)"
+    assert activate["deviceId"] == "cisbridge-test,ClientIP=127.0.0.1"
+    assert activate["appUrl"] == "NHST" and len(activate["logSessionId"]) == 10
     assert ticket not in str(any_sim.events())  # the event log never holds a ticket
 
 
@@ -71,6 +76,9 @@ def test_role_selection_then_assertion_carries_the_selected_role(any_gas, make_c
     ticket = any_gas.login(make_card(MANY_ROLES))["sso_ticket"]
     status, body = any_gas.select_role(ticket, "555000000202")
     assert status == 200 and b"OK" in body
+    [selected] = any_gas.admin("/_sim/log?event=roleSelected")["events"]
+    assert (selected["role"], selected["ssbMode"], selected["fallbackStatus"], selected["gacVersion"]) == (
+        "555000000202", 0, "0", "8.0.0.0")
     status, xml = any_gas.get("/saml/RoleAssertion", token=ticket)
     assert status == 200
     role = saml.parse_role_assertion(xml)

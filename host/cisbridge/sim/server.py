@@ -471,7 +471,9 @@ class Handler(BaseHTTPRequestHandler):
             return _gp_error(400, "BAD_REQUEST", "only auth_method 3 (smartcard) is supported")
         challenge, signature = state.new_challenge()
         base = self.base_url()
-        state.record("activate", logSessionId=_short(obj.get("log_session_id", "")))
+        state.record("activate", logSessionId=_short(obj.get("log_session_id", "")),
+                     deviceId=_short(obj.get("device_id", "")), appUrl=_short(obj.get("app_url", "")),
+                     userAgent=_short(self.headers.get("User-Agent", "")))
         return Reply(200, gpobject.encode([
             Param("challenge", challenge, {"encoding": "base64"}),
             Param("signature", signature),
@@ -491,7 +493,8 @@ class Handler(BaseHTTPRequestHandler):
             return _gp_error(exc.status, exc.code, exc.text)
         session = sim.state.open_session(user, obj.get("log_session_id", ""), obj.get("device_id", ""))
         sim.state.record("login", uid=user.uuid, ticket=ticket_ref(session.ticket),
-                         roles=len(user.roles))
+                         roles=len(user.roles), cardType=_short(obj.get("card_type", "")),
+                         mobility=_short(obj.get("mobility", "")))
         base = self.base_url()
         params = [Param("cn", user.name)]
         for n, role in enumerate(user.roles, start=1):
@@ -562,7 +565,8 @@ class Handler(BaseHTTPRequestHandler):
             return _gp_error(403, "UID_MISMATCH", "the uid does not match the session")
         session = state.end_session(ticket, "logout")
         state.record("logout", uid=session.user.uuid if session else uid, ticket=ticket_ref(ticket),
-                     known=session is not None)
+                     known=session is not None, logSessionId=_short(obj.get("log_session_id", "")),
+                     deviceId=_short(obj.get("device_id", "")))
         return Reply(200, gpobject.encode([Param("service", "LOGOUT"), Param("status", "OK")]),
                      gpobject.CONTENT_TYPE)
 
@@ -584,7 +588,8 @@ class Handler(BaseHTTPRequestHandler):
             session.role = role
             session.ssb_mode = 1 if session.user.training or mode == "1" else 0
         state.record("roleSelected", uid=session.user.uuid, ticket=ticket_ref(session.ticket),
-                     role=role.id, ssbMode=session.ssb_mode, gacVersion=_short(q.get("gacVersion", "")))
+                     role=role.id, ssbMode=session.ssb_mode, fallbackStatus=_short(q.get("fallbackStatus", "")),
+                     gacVersion=_short(q.get("gacVersion", "")))
         return Reply(200, b"<html><body>OK</body></html>", "text/html; charset=utf-8")
 
     def role_assertion(self, query: str) -> Reply:
