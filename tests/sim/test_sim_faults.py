@@ -198,6 +198,15 @@ def test_chunked_body_is_refused(sim):
     assert answer.startswith(b"HTTP/1.1 411")
 
 
+def test_an_unread_body_is_not_taken_for_the_next_request(sim):
+    # 404 without reading the body: the body must not be parsed as a second request
+    smuggled = b"GET /_sim/reset HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = _raw_http(sim.port, b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                       + str(len(smuggled)).encode() + b"\r\n\r\n" + smuggled)
+    assert answer.startswith(b"HTTP/1.1 404") and answer.count(b"HTTP/1.1") == 1
+    assert b"Connection: close" in answer
+
+
 def test_gas_errors_are_gpobjects(gas):
     status, out, _ = gas.raw("POST", "/login/authvalidate", b"<nonsense")
     assert status == 400

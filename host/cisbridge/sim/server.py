@@ -319,6 +319,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         sim = self.server.sim
+        self._body_read = False
         url = urlsplit(self.path)
         path = url.path
         try:
@@ -358,12 +359,18 @@ class Handler(BaseHTTPRequestHandler):
         return handler(self, query)
 
     def _send(self, reply: Reply, head: bool = False) -> None:
+        if not self._body_read and (self.headers.get("Content-Length", "0") != "0"
+                                    or self.headers.get("Transfer-Encoding")):
+            # An unread body would be taken for the next request: end the connection.
+            self.close_connection = True
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
         self.send_header("Cache-Control", "no-store")
         for k, v in reply.headers.items():
             self.send_header(k, v)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if not head:
             self.wfile.write(reply.body)
@@ -394,6 +401,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise Refused(413, "TOO_LARGE", f"the body is over {MAX_BODY} bytes")
         data = self.rfile.read(n)
+        self._body_read = True
         if len(data) != n:
             self.close_connection = True
             raise Refused(400, "BAD_REQUEST", "the body is shorter than its Content-Length")

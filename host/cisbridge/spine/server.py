@@ -25,7 +25,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, NoReturn
 from urllib.parse import quote, urlsplit
 
 from cisbridge.spine import saml, sessionservice
@@ -109,13 +109,13 @@ def role_assertion(ticket: str, base_url: str, ca_file: str | Path | None = None
     try:
         return saml.parse_role_assertion(data)
     except saml.AssertionRefused as exc:
-        _refuse(exc.status_message or exc.status)
+        words = exc.status_message or exc.status
     except saml.MalformedAssertion as exc:
         raise SpineUnavailable(str(exc)) from None
-    raise AssertionError("unreachable")
+    _refuse(words)
 
 
-def _refuse(server_words: str) -> None:
+def _refuse(server_words: str) -> NoReturn:
     words = server_words.strip()
     lowered = words.lower()
     if "timed out" in lowered or "expired" in lowered:
