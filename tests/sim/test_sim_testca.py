@@ -89,3 +89,25 @@ def test_incomplete_directory_is_explained(tmp_path):
     (tmp_path / "ca" / "ca.key").unlink()
     with pytest.raises(testca.TestCAError, match="ca.key is missing"):
         testca.load_or_create(tmp_path / "ca")
+
+
+def test_out_of_date_card_is_not_vouched_for(ca):
+    import datetime as dt
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = ca.issue_card_certificate(key.public_key(), "555000000001", days=30)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)
+    with pytest.raises(testca.TestCAError, match="validity"):
+        ca.verify_issued(cert, at=later)
+
+
+def test_server_certificate_names_hosts_and_addresses(ca):
+    import ipaddress
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = ca.issue_server_certificate(key.public_key(), ["localhost", "127.0.0.1", "::1"])
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1"),
+                                                       ipaddress.ip_address("::1")]
+    ca.verify_issued(cert)
