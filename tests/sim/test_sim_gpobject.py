@@ -170,3 +170,12 @@ def test_job_role_without_id_is_refused():
     obj = gpobject.decode(gpobject.encode([Param("nhsjobrole1", 'ORG, "A":"B":"C"')]))
     with pytest.raises(GpObjectError, match="nhsjobrole1 has no id"):
         gpobject.job_roles(obj)
+
+
+@given(st.one_of(st.binary(max_size=500),
+                 st.text(max_size=300).map(lambda t: f"<gpOBJECT>{t}</gpOBJECT>".encode("utf-8", "surrogatepass"))))
+def test_any_input_decodes_or_raises_gpobject_error(data):
+    try:
+        gpobject.decode(data)
+    except GpObjectError:
+        pass
