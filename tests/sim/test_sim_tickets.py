@@ -179,3 +179,13 @@ def test_serves_on_ipv6_loopback(ca, make_card):
         gas = GasClient(sim.url, sim.ca_file)
         ticket = _logged_in(gas, make_card(ONE_ROLE))
         assert validate_ticket(ticket, sim.url, ca_file=sim.ca_file).uid == ONE_ROLE
+
+
+def test_abandoned_sessions_are_forgotten(ca, make_card):
+    with Simulator(ca=ca, idle_time=0.3) as sim:
+        user = sim.state.users[ONE_ROLE]
+        for _ in range(1000):
+            sim.state.open_session(user, "", "")
+        time.sleep(0.4)
+        ticket = _logged_in(GasClient(sim.url), make_card(ONE_ROLE))
+        assert list(sim.state.sessions) == [ticket]

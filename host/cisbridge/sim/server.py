@@ -56,6 +56,7 @@ LATEST_GAC_VERSION = "8.0.0.0"
 TICKET_SITE_SUFFIX = "@AAJTSQACMDE=#"
 MAX_BODY = 64 * 1024
 MAX_EVENTS = 2000
+MAX_SESSIONS = 100_000
 
 
 def ticket_ref(ticket: str) -> str:
@@ -211,6 +212,12 @@ class SimState:
         session = SimSession(new_ticket(), user, now, now, log_session_id, device_id,
                              ssb_mode=1 if user.training else 0)
         with self.lock:
+            if len(self.sessions) >= 1000:  # forget abandoned sessions now and then
+                for old in [s for s in self.sessions.values()
+                            if now - s.created >= self.max_time or now - s.last_used >= self.idle_time]:
+                    self._end(old.ticket, "expired")
+            if len(self.sessions) >= MAX_SESSIONS:
+                raise Refused(503, "BUSY", "too many sessions are open; try again later")
             self.sessions[session.ticket] = session
         return session
 
@@ -477,7 +484,10 @@ class Handler(BaseHTTPRequestHandler):
         state = self.server.sim.state
         if obj.get("auth_method", "3") != "3":
             return _gp_error(400, "BAD_REQUEST", "only auth_method 3 (smartcard) is supported")
-        challenge, signature = state.new_challenge()
+        try:
+            challenge, signature = state.new_challenge()
+        except Refused as exc:
+            return _gp_error(exc.status, exc.code, exc.text)
         base = self.base_url()
         state.record("activate", logSessionId=_short(obj.get("log_session_id", "")),
                      deviceId=_short(obj.get("device_id", "")), appUrl=_short(obj.get("app_url", "")),
@@ -499,7 +509,11 @@ class Handler(BaseHTTPRequestHandler):
         except Refused as exc:
             sim.state.record("loginFailed", code=exc.code, reason=exc.text)
             return _gp_error(exc.status, exc.code, exc.text)
-        session = sim.state.open_session(user, obj.get("log_session_id", ""), obj.get("device_id", ""))
+        try:
+            session = sim.state.open_session(user, obj.get("log_session_id", ""),
+                                             obj.get("device_id", ""))
+        except Refused as exc:
+            return _gp_error(exc.status, exc.code, exc.text)
         sim.state.record("login", uid=user.uuid, ticket=ticket_ref(session.ticket),
                          roles=len(user.roles), cardType=_short(obj.get("card_type", "")),
                          mobility=_short(obj.get("mobility", "")))
@@ -659,7 +673,8 @@ def _json(status: int, data: object) -> Reply:
 
 
 def _short(text: str) -> str:
-    return text[:64]
+    """Client-sent text fit for the event log: short, printable, one line."""
+    return "".join(c if c.isprintable() else "?" for c in text[:64])
 
 
 def _common_name(cert) -> str | None:
