@@ -30,12 +30,17 @@ def token(tmp_path, monkeypatch):
     conf = tmp_path / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\n"
                     "objectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "simcard",
                     "--so-pin", "87654321", "--pin", "1234"], check=True, capture_output=True,
                    env=dict(os.environ, SOFTHSM2_CONF=str(conf)))
     import pkcs11
 
+    from cisbridge.card import testcard
+
+    # SoftHSM reads its store once per C_Initialize: other tests in this
+    # process may have loaded it with another store.
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    testcard.use_store(str(conf))
     lib = pkcs11.lib(MODULE)
     tok = lib.get_token(token_label="simcard")
     with tok.open(user_pin="1234", rw=True) as session:
