@@ -316,13 +316,17 @@ def decode_request(payload: bytes) -> Request:
     try:
         return _request_decoder.decode(payload)
     except msgspec.DecodeError as exc:
-        raise CisError(ErrorCode.INVALID_REQUEST, _explain(exc, payload)) from None
+        raise CisError(ErrorCode.INVALID_REQUEST, _explain(exc, payload)[:500]) from None
+    except UnicodeDecodeError:  # msgspec raises it for bad UTF-8 inside strings
+        raise CisError(ErrorCode.INVALID_REQUEST, "the frame is not valid UTF-8") from None
 
 
 def salvage_id(payload: bytes) -> RequestId | None:
     """The request id of a frame that failed validation, if one can be read."""
     try:
         obj = msgspec.json.decode(payload)
+    except UnicodeDecodeError:
+        return salvage_id(payload.decode("utf-8", "replace").encode())
     except msgspec.DecodeError:
         return None
     if isinstance(obj, dict):

@@ -1,0 +1,25 @@
+"""getTicket and getTicketNoAuth: relayed to the configured identity agent."""
+
+from __future__ import annotations
+
+import inspect
+
+from cisbridge import protocol as p
+
+
+def get_ticket(ctx, params: p.GetTicketParams):
+    outcome = ctx.service.agent.get_ticket(ctx)
+    if inspect.isawaitable(outcome):
+        return _wrap(outcome)
+    return p.Ticket(outcome)
+
+
+def get_ticket_no_auth(ctx, params: p.NoParams):
+    outcome = ctx.service.agent.get_ticket_no_auth(ctx)
+    if inspect.isawaitable(outcome):
+        return _wrap(outcome)
+    return p.Ticket(outcome)
+
+
+async def _wrap(outcome) -> p.Ticket:
+    return p.Ticket(await outcome)

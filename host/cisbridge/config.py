@@ -1,0 +1,245 @@
+"""Configuration (CONTRACT.md §5): TOML, system config then user config.
+
+``CISBRIDGE_CONFIG`` names one file instead of the two.  The schema is a tree of
+msgspec Structs, so unknown keys and wrong types are refused with the key named.
+
+What the administrator's system config sets, the user config cannot widen:
+``allowed_origins`` and ``allowed_extensions`` may only be narrowed, and every
+other key set by the system config is fixed (a user value is ignored with a
+warning), except ``[logging] level``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from cisbridge import DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID
+from cisbridge.origins import OriginError, canonical_extension_id, canonical_origin, is_secure
+
+APP = "cisbridge"
+FILENAME = "config.toml"
+
+
+class _Section(Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class AgentConfig(_Section):
+    kind: Literal["none", "gas", "ticketapi"] = "none"
+    #: GAS base URL (gas agent), e.g. https://gas.nis1.national.ncrs.nhs.uk
+    url: str | None = None
+    #: PEM file of the CA(s) that issue GAS's TLS certificate (gas agent)
+    ca_file: str | None = None
+    #: path of the NHS Ticket API library (ticketapi agent)
+    library: str | None = None
+    #: seconds a single agent call (one HTTP exchange) may take
+    timeout: Annotated[float, Meta(gt=0, le=300)] = 15.0
+
+
+class Pkcs11Config(_Section):
+    #: PKCS#11 module path; None = the platform's OpenSC module
+    module: str | None = None
+    token_label: str | None = None
+    #: keep a logged-in card session for the next signing batch
+    reuse_login: bool = False
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HostConfig(_Section):
+    #: browser -> host frames larger than this are discarded and refused
+    max_request_bytes: Annotated[int, Meta(ge=4096, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    #: requests in flight at once; more get BUSY
+    max_outstanding: Annotated[int, Meta(ge=1, le=4096)] = 64
+    #: seconds a prompt waits for the person before the request ends with TIMEOUT
+    prompt_timeout: Annotated[float, Meta(gt=0, le=3600)] = 300.0
+
+
+def _default_extensions() -> list[str]:
+    return [DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID]
+
+
+class Config(_Section):
+    allowed_origins: list[str] = []
+    allowed_extensions: list[str] = msgspec.field(default_factory=_default_extensions)
+    agent: AgentConfig = msgspec.field(default_factory=AgentConfig)
+    pkcs11: Pkcs11Config = msgspec.field(default_factory=Pkcs11Config)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    host: HostConfig = msgspec.field(default_factory=HostConfig)
+
+
+class ConfigError(Exception):
+    """A configuration file the host cannot use; names the file and the key."""
+
+    def __init__(self, file: str | None, key: str | None, problem: str):
+        self.file, self.key, self.problem = file, key, problem
+        where = file or "configuration"
+        if key:
+            where += f", key {key}"
+        super().__init__(f"{where}: {problem}")
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return {"file": self.file, "key": self.key, "problem": self.problem}
+
+
+@dataclass
+class Loaded:
+    config: Config
+    #: the files read, in order
+    files: list[str] = field(default_factory=list)
+    #: things a person should know (ignored user overrides); shown by doctor
+    warnings: list[str] = field(default_factory=list)
+
+
+def config_files(env: dict[str, str] | os._Environ = os.environ) -> list[Path]:
+    """The files that would be read, existing or not, in merge order."""
+    named = env.get("CISBRIDGE_CONFIG")
+    if named:
+        return [Path(named)]
+    import platformdirs
+
+    return [
+        Path(platformdirs.site_config_dir(APP, appauthor=False)) / FILENAME,
+        Path(platformdirs.user_config_dir(APP, appauthor=False)) / FILENAME,
+    ]
+
+
+def user_config_file() -> Path:
+    return config_files()[-1]
+
+
+def load(env: dict[str, str] | os._Environ = os.environ) -> Loaded:
+    """Read, validate and merge the configuration; raises ConfigError."""
+    paths = config_files(env)
+    named = len(paths) == 1 and bool(env.get("CISBRIDGE_CONFIG"))
+    layers: list[tuple[str, dict[str, Any]]] = []
+    for path in paths:
+        if named and not path.is_file():
+            raise ConfigError(str(path), None, "CISBRIDGE_CONFIG names a file that does not exist")
+        if path.is_file():
+            layers.append((str(path), _read(path)))
+    loaded = Loaded(config=Config(), files=[p for p, _ in layers])
+    merged: dict[str, Any] = {}
+    if layers:
+        merged = layers[0][1]
+        if len(layers) == 2:
+            merged = _merge(merged, layers[1][1], layers[1][0], loaded.warnings)
+    loaded.config = _to_config(merged, layers[-1][0] if layers else None)
+    return loaded
+
+
+def parse(text: str, file: str = "<string>") -> Config:
+    """Validate one TOML document on its own (used by tests and doctor)."""
+    import tomllib
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, None, f"not valid TOML: {exc}") from None
+    _check(raw, file)
+    return _to_config(raw, file)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), None, f"not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot be read: {exc.strerror}") from None
+    _check(raw, str(path))
+    return raw
+
+
+_PATH = re.compile(r" - at `\$((?:\.[A-Za-z_0-9]+|\[\d+\])*)`$")
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
+
+
+def _check(raw: dict[str, Any], file: str) -> Config:
+    """Validate one file's contents against the schema; errors name the key."""
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        m = _PATH.search(text)
+        key = m.group(1).lstrip(".") if m else ""
+        problem = text[: m.start()] if m else text
+        u = _UNKNOWN.match(problem)
+        if u:
+            key = f"{key}.{u.group(1)}" if key else u.group(1)
+            problem = "unknown key (check the spelling; see docs/configuration.md)"
+        raise ConfigError(file, key or None, problem) from None
+    for i, origin in enumerate(config.allowed_origins):
+        key = f"allowed_origins[{i}]"
+        try:
+            canonical = canonical_origin(origin)
+        except OriginError as exc:
+            raise ConfigError(file, key, f"{origin!r}: {exc}") from None
+        if not is_secure(canonical):
+            raise ConfigError(
+                file, key, f"{origin!r}: http is allowed only on a loopback host; use https"
+            )
+    for i, ext in enumerate(config.allowed_extensions):
+        try:
+            canonical_extension_id(ext)
+        except OriginError as exc:
+            raise ConfigError(file, f"allowed_extensions[{i}]", f"{ext!r}: {exc}") from None
+    if config.agent.kind == "gas" and config.agent.url and not config.agent.url.startswith("https://"):
+        host = config.agent.url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+        from cisbridge.origins import is_loopback
+
+        if not (config.agent.url.startswith("http://") and is_loopback(host)):
+            raise ConfigError(file, "agent.url", "GAS is reached over https (http only on loopback, for tests)")
+    return config
+
+
+def _to_config(raw: dict[str, Any], file: str | None) -> Config:
+    config = _check(raw, file or "<defaults>")
+    config.allowed_origins = list(dict.fromkeys(canonical_origin(o) for o in config.allowed_origins))
+    config.allowed_extensions = list(dict.fromkeys(canonical_extension_id(e) for e in config.allowed_extensions))
+    return config
+
+
+_NARROWABLE = ("allowed_origins", "allowed_extensions")
+_USER_MAY_CHANGE = {("logging", "level")}
+
+
+def _merge(system: dict[str, Any], user: dict[str, Any], user_file: str, warnings: list[str]) -> dict[str, Any]:
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in system.items()}
+    for key, value in user.items():
+        if key in _NARROWABLE:
+            if key not in system:
+                merged[key] = value
+                continue
+            norm = canonical_origin if key == "allowed_origins" else canonical_extension_id
+            admin = {norm(v) for v in system[key]}
+            kept = [v for v in value if norm(v) in admin]
+            for dropped in (v for v in value if norm(v) not in admin):
+                warnings.append(f"{user_file}: {key} entry {dropped!r} ignored: the system configuration does not allow it")
+            merged[key] = kept
+        elif isinstance(value, dict):
+            section = merged.setdefault(key, {})
+            if not isinstance(section, dict):
+                merged[key] = value
+                continue
+            for sub, subvalue in value.items():
+                if sub in section and (key, sub) not in _USER_MAY_CHANGE and section[sub] != subvalue:
+                    warnings.append(f"{user_file}: {key}.{sub} ignored: set by the system configuration")
+                else:
+                    section[sub] = subvalue
+        else:
+            merged[key] = value
+    return merged

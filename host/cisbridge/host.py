@@ -1,0 +1,204 @@
+"""``cisbridge host``: the native messaging host the browser launches.
+
+Order matters for start-up time and safety:
+1. take the real stdout for frames and point fd 1 (and ``sys.stdout``) at
+   stderr, so nothing else — a stray print, a C library — can corrupt the stream;
+2. read the configuration (an invalid one does not stop the host: it answers
+   every request with an error naming the file and key, because a host that
+   exits only makes the browser say "Native host has exited");
+3. write ``ready`` — before importing asyncio and the service;
+4. serve until stdin ends, SIGTERM or SIGINT, then exit 0 within a second.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from cisbridge import PROTOCOL, __version__
+from cisbridge import protocol as p
+from cisbridge.framing import HEADER
+
+
+class _Pipe:
+    """The frame output: the real stdout, written from the event loop thread only."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.broken = False
+        self.on_broken = None
+
+    def send(self, frame) -> None:
+        payload = p.encode(frame)
+        if len(payload) > p.MAX_OUTGOING:
+            # Handlers bound their answers before doing the work; this is the
+            # last line of defence, so the browser never drops the connection.
+            if isinstance(frame, p.ErrorFrame | p.ResultFrame):
+                import logging
+
+                logging.getLogger("cisbridge.host").error("answer to %r too large (%d bytes)", frame.id, len(payload))
+                payload = p.encode(
+                    p.ErrorFrame(
+                        frame.id,
+                        p.ErrorBody(p.ErrorCode.INTERNAL, "The answer would be larger than the browser accepts (1 MiB)."),
+                    )
+                )
+            else:
+                return
+        self.write(HEADER.pack(len(payload)) + payload)
+
+    def write(self, data: bytes) -> None:
+        if self.broken:
+            return
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+        except BlockingIOError:
+            import select
+
+            select.select([], [self.fd], [])
+            self.write(bytes(view))
+        except OSError:  # the browser went away
+            self.broken = True
+            if self.on_broken:
+                self.on_broken()
+
+
+def _take_stdio() -> tuple[int, int]:
+    in_fd = os.dup(0)
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout = sys.stderr
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.setmode(in_fd, os.O_BINARY)
+        msvcrt.setmode(out_fd, os.O_BINARY)
+    return in_fd, out_fd
+
+
+def main(argv: list[str]) -> int:
+    in_fd, out_fd = _take_stdio()
+    pipe = _Pipe(out_fd)
+
+    from cisbridge import config as cfg
+    from cisbridge.origins import caller_from_argv
+
+    config_error = None
+    try:
+        loaded = cfg.load()
+        config = loaded.config
+    except cfg.ConfigError as exc:
+        config_error = exc
+        config = cfg.Config()
+        loaded = None
+    caller = caller_from_argv(argv)
+    caller_ok = caller is not None and caller in config.allowed_extensions
+    allowed = config.allowed_origins if caller_ok and config_error is None else []
+    pipe.send(p.EventFrame("ready", p.ReadyData(__version__, PROTOCOL, config.agent.kind, allowed)))
+
+    from cisbridge import logs
+
+    logs.setup(config.logging.level)
+    import logging
+
+    log = logging.getLogger("cisbridge.host")
+    log.info("host %s started by %s (pid %d)", __version__, caller or "unknown caller", os.getpid())
+    if config_error is not None:
+        log.error("invalid configuration: %s", config_error)
+    elif loaded is not None:
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+    if not caller_ok:
+        log.warning("refusing every request: caller %r is not in allowed_extensions", caller)
+
+    import asyncio
+
+    from cisbridge.service import Service
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        service = Service(config, pipe.send, config_error=config_error, caller=caller)
+        stopping = asyncio.Event()
+        pipe.on_broken = stopping.set
+        _read_frames(loop, in_fd, config.host.max_request_bytes, service.handle_frame, stopping, log)
+        _on_signals(loop, stopping)
+        await stopping.wait()
+        await service.close()
+
+    asyncio.run(serve())
+    log.info("host exiting")
+    logging.shutdown()
+    # Worker threads may be stuck in a card or DLL call; do not wait for them.
+    os._exit(0)
+
+
+def _read_frames(loop, fd: int, max_size: int, handle, stopping, log) -> None:
+    """Feed stdin to the decoder: ``add_reader`` where the loop can watch the
+    fd (pipes on Unix), else a reader thread (Windows, regular files)."""
+    from cisbridge.framing import FrameDecoder
+
+    decoder = FrameDecoder(max_size)
+
+    def feed(data: bytes) -> None:
+        if stopping.is_set():
+            return
+        if not data:
+            if decoder.partial:
+                log.info("stdin closed in the middle of a frame")
+            stopping.set()
+            return
+        for item in decoder.feed(data):
+            handle(item)
+
+    if sys.platform != "win32":
+        try:
+            os.set_blocking(fd, False)
+            loop.add_reader(fd, _readable, loop, fd, feed)
+            return
+        except (OSError, ValueError, NotImplementedError):
+            os.set_blocking(fd, True)
+
+    import threading
+
+    def pump() -> None:
+        while True:
+            try:
+                data = os.read(fd, 1 << 16)
+            except OSError:
+                data = b""
+            loop.call_soon_threadsafe(feed, data)
+            if not data:
+                return
+
+    threading.Thread(target=pump, name="cisbridge-stdin", daemon=True).start()
+
+
+def _readable(loop, fd: int, feed) -> None:
+    try:
+        data = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if not data:
+        loop.remove_reader(fd)
+    feed(data)
+
+
+def _on_signals(loop, stopping) -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            loop.add_signal_handler(sig, stopping.set)
+        except (NotImplementedError, RuntimeError):
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stopping.set))

@@ -1,0 +1,327 @@
+"""The service: decoded frames in, responses, prompts and events out.
+
+It knows nothing of pipes or processes (``host.py`` does): it is given a
+``send`` function and fed frames.  Every request is answered exactly once.
+Requests whose handler completes at once (getStatus, getTicketNoAuth from a
+live session) are answered inline; the others run as tasks, so a request
+waiting on a prompt, a card or the network never holds back the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import itertools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Awaitable, Callable
+
+from cisbridge import protocol as p
+from cisbridge.config import Config, ConfigError
+from cisbridge.framing import Oversize, leading_id
+from cisbridge.origins import OriginPolicy
+from cisbridge.protocol import CisError, ErrorCode
+
+log = logging.getLogger("cisbridge.service")
+
+#: method -> "module:function" of its handler, imported on first use.
+HANDLERS = {
+    "getStatus": "cisbridge.actions.status:get_status",
+    "getTicket": "cisbridge.actions.ticket:get_ticket",
+    "getTicketNoAuth": "cisbridge.actions.ticket:get_ticket_no_auth",
+    "getCertificate": "cisbridge.actions.certificate:get_certificate",
+    "sign": "cisbridge.actions.sign:sign",
+}
+
+
+class _Request:
+    """One request in flight: the RequestContext handlers see."""
+
+    __slots__ = ("id", "origin", "method", "service", "task", "prompts", "started")
+
+    def __init__(self, service: Service, request_id: p.RequestId, origin: str, method: str):
+        self.id = request_id
+        self.origin = origin
+        self.method = method
+        self.service = service
+        self.task: asyncio.Task | None = None
+        self.prompts: set[int] = set()
+        self.started = time.perf_counter()
+
+    @property
+    def config(self) -> Config:
+        return self.service.config
+
+    async def prompt(self, kind: str, data: Any) -> str | bool:
+        return await self.service.prompt(self, kind, data)
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.service.run_blocking(fn, *args)
+
+    def emit(self, event: str, data: Any) -> None:
+        self.service.emit(event, data)
+
+
+class _Prompt:
+    __slots__ = ("number", "request", "kind", "data", "future")
+
+    def __init__(self, number: int, request: _Request, kind: str, data: Any, future: asyncio.Future):
+        self.number, self.request, self.kind, self.data, self.future = number, request, kind, data, future
+
+
+class Service:
+    def __init__(
+        self,
+        config: Config,
+        send: Callable[[Any], None],
+        *,
+        config_error: ConfigError | None = None,
+        caller: str | None = None,
+    ):
+        self.config = config
+        self.send = send
+        self.config_error = config_error
+        self.caller = caller
+        self.policy = OriginPolicy(config.allowed_origins)
+        self.pending: dict[p.RequestId, _Request] = {}
+        self.prompts: dict[int, _Prompt] = {}
+        self._prompt_numbers = itertools.count(1)
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._agent = None
+        self._closing = False
+        #: the PC/SC reader monitor, once started (card events, reader list)
+        self.monitor = None
+        self.refusal = self._refusal()
+
+    # ------------------------------------------------------------------ setup
+
+    def _refusal(self) -> CisError | None:
+        """Why every request must be refused, if it must."""
+        if self.caller is None or self.caller not in self.config.allowed_extensions:
+            who = self.caller or "an unknown program (no extension id in the command line)"
+            return CisError(
+                ErrorCode.ORIGIN_NOT_ALLOWED,
+                f"cisbridge refuses requests from {who}: it is not in allowed_extensions. "
+                "If this is your organisation's cisbridge extension, add its id to "
+                "allowed_extensions in the cisbridge configuration.",
+                {"extension": self.caller},
+            )
+        if self.config_error is not None:
+            e = self.config_error
+            return CisError(
+                ErrorCode.INTERNAL,
+                f"cisbridge cannot start: the configuration is invalid — {e}. "
+                "Fix it (or ask your IT team), then run `cisbridge doctor`.",
+                {"config": e.detail},
+            )
+        return None
+
+    @property
+    def agent(self):
+        if self._agent is None:
+            from cisbridge import agents
+
+            self._agent = agents.create(self.config, self)
+        return self._agent
+
+    def readers(self) -> tuple[list[p.Reader], str]:
+        """The readers as last seen, and "ok" or why PC/SC is unavailable."""
+        if self.monitor is None:
+            return [], "unavailable: the reader monitor is not running"
+        return [p.Reader(name, present) for name, present in self.monitor.readers()], self.monitor.status()
+
+    def _handler(self, method: str) -> Callable[..., Any]:
+        fn = self._handlers.get(method)
+        if fn is None:
+            module_name, _, name = HANDLERS[method].partition(":")
+            fn = getattr(importlib.import_module(module_name), name)
+            self._handlers[method] = fn
+        return fn
+
+    # ---------------------------------------------------------------- frames
+
+    def handle_frame(self, payload: bytes | Oversize) -> None:
+        """Answer one frame; whatever happens, the host goes on serving."""
+        try:
+            self._handle_frame(payload)
+        except Exception:
+            log.exception("frame handling failed")
+            self._fail(None, _internal())
+
+    def _handle_frame(self, payload: bytes | Oversize) -> None:
+        if isinstance(payload, Oversize):
+            self._fail(
+                leading_id(payload.prefix),
+                CisError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"request too large: {payload.size} bytes, the limit is "
+                    f"{self.config.host.max_request_bytes} ([host] max_request_bytes)",
+                ),
+            )
+            return
+        try:
+            request = p.decode_request(payload)
+        except CisError as exc:
+            self._fail(p.salvage_id(payload), exc)
+            return
+        method = p.method_of(request)
+        try:
+            if self.refusal is not None:
+                raise self.refusal
+            origin = self.policy.check(request.origin)
+            if method == "promptReply":
+                self._prompt_reply(origin, request.params)
+                self.send(p.ResultFrame(request.id, p.Empty()))
+                return
+            if method == "cancel":
+                self._cancel(origin, request.params.request)
+                self.send(p.ResultFrame(request.id, p.Empty()))
+                return
+            if request.id in self.pending:
+                raise CisError(ErrorCode.INVALID_REQUEST, f"request id {request.id!r} is already in use by a request in flight")
+            if len(self.pending) >= self.config.host.max_outstanding:
+                raise CisError(
+                    ErrorCode.BUSY,
+                    f"cisbridge is busy with {len(self.pending)} requests; try again shortly",
+                )
+            ctx = _Request(self, request.id, origin, method)
+            outcome = self._handler(method)(ctx, request.params)
+        except CisError as exc:
+            self._fail(request.id, exc, method)
+            return
+        except Exception:
+            log.exception("%s %r failed", method, request.id)
+            self._fail(request.id, _internal(), method)
+            return
+        if inspect.isawaitable(outcome):
+            self.pending[request.id] = ctx
+            ctx.task = asyncio.ensure_future(self._finish(ctx, outcome))
+        else:
+            self._answer(ctx, outcome)
+
+    async def _finish(self, ctx: _Request, outcome: Awaitable[Any]) -> None:
+        try:
+            result = await outcome
+        except CisError as exc:
+            self._fail(ctx.id, exc, ctx.method)
+        except asyncio.CancelledError:
+            if not self._closing:
+                self._fail(ctx.id, CisError(ErrorCode.USER_CANCELLED, "The request was cancelled."), ctx.method)
+        except Exception:
+            log.exception("%s %r failed", ctx.method, ctx.id)
+            self._fail(ctx.id, _internal(), ctx.method)
+        else:
+            self._answer(ctx, result)
+        finally:
+            self.pending.pop(ctx.id, None)
+
+    def _answer(self, ctx: _Request, result: Any) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %r from %s ok in %.1f ms", ctx.method, ctx.id, ctx.origin, (time.perf_counter() - ctx.started) * 1000)
+        self.send(p.ResultFrame(ctx.id, result))
+
+    def _fail(self, request_id: p.RequestId | None, exc: CisError, method: str = "?") -> None:
+        level = logging.WARNING if exc.code in (ErrorCode.INTERNAL, ErrorCode.ORIGIN_NOT_ALLOWED) else logging.INFO
+        log.log(level, "%s %r -> %s: %s", method, request_id, exc.code.value, exc.message)
+        self.send(p.ErrorFrame(request_id, p.ErrorBody(exc.code, exc.message, exc.detail)))
+
+    # ------------------------------------------------------ control methods
+
+    def _cancel(self, origin: str, target_id: p.RequestId) -> None:
+        ctx = self.pending.get(target_id)
+        # Only the origin that made a request may cancel it; a finished or
+        # unknown request is not an error (the race is normal).
+        if ctx is not None and ctx.origin == origin and ctx.task is not None:
+            log.info("%s %r cancelled", ctx.method, ctx.id)
+            ctx.task.cancel()
+
+    def _prompt_reply(self, origin: str, params: p.PromptReplyParams) -> None:
+        entry = self.prompts.get(params.prompt)
+        if entry is None or entry.request.origin != origin:
+            raise CisError(ErrorCode.INVALID_REQUEST, f"no open prompt {params.prompt} (it may have ended already)")
+        if entry.future.done():
+            raise CisError(ErrorCode.INVALID_REQUEST, f"prompt {params.prompt} has already been answered")
+        if params.cancel:
+            entry.future.set_exception(CisError(ErrorCode.USER_CANCELLED, "You cancelled."))
+            return
+        entry.future.set_result(_prompt_value(entry, params.value))
+
+    # --------------------------------------------------------------- prompts
+
+    async def prompt(self, ctx: _Request, kind: str, data: Any) -> str | bool:
+        number = next(self._prompt_numbers)
+        future = asyncio.get_running_loop().create_future()
+        self.prompts[number] = _Prompt(number, ctx, kind, data, future)
+        ctx.prompts.add(number)
+        log.info("%s %r prompts for %s (prompt %d)", ctx.method, ctx.id, kind, number)
+        self.send(p.PromptFrame(number, ctx.id, kind, data))  # type: ignore[arg-type]
+        timeout = self.config.host.prompt_timeout
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise CisError(
+                ErrorCode.TIMEOUT, f"Nobody answered the {kind} prompt within {timeout:g} seconds.", {"prompt": kind}
+            ) from None
+        finally:
+            self.prompts.pop(number, None)
+            ctx.prompts.discard(number)
+
+    # ------------------------------------------------------ events, threads
+
+    def emit(self, event: str, data: Any) -> None:
+        log.info("event %s", event)
+        self.send(p.EventFrame(event, data))  # type: ignore[arg-type]
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cisbridge-blocking")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # -------------------------------------------------------------- shutdown
+
+    async def close(self) -> None:
+        """End every request and release agents and card, within half a second."""
+        self._closing = True
+        for ctx in list(self.pending.values()):
+            if ctx.task is not None:
+                ctx.task.cancel()
+        closers = []
+        if self._agent is not None:
+            closers.append(self._agent.close())
+        card = getattr(self, "card", None)
+        if card is not None and hasattr(card, "aclose"):
+            closers.append(card.aclose())
+        if closers:
+            try:
+                await asyncio.wait_for(asyncio.gather(*closers, return_exceptions=True), 0.5)
+            except TimeoutError:
+                log.warning("shutdown: an agent or the card did not close within 0.5 s")
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _prompt_value(entry: _Prompt, value: Any) -> str | bool:
+    """Check a prompt answer against what was asked."""
+    kind = entry.kind
+    if kind == "pin" and isinstance(value, str):
+        return value
+    if kind == "consent" and value is True:
+        return True
+    if kind == "role" and isinstance(value, str):
+        offered = {role.id for role in getattr(entry.data, "roles", [])}
+        if value in offered:
+            return value
+        raise CisError(ErrorCode.INVALID_REQUEST, "that role was not offered in this prompt")
+    expected = {"pin": "a string (the passcode)", "consent": "true", "role": "a role id (string)"}[kind]
+    raise CisError(ErrorCode.INVALID_REQUEST, f"a {kind} prompt is answered with {expected}, or cancel: true")
+
+
+def _internal() -> CisError:
+    return CisError(
+        ErrorCode.INTERNAL,
+        "Something went wrong inside cisbridge. The details are in the cisbridge log; "
+        "`cisbridge doctor` shows where it is.",
+    )

@@ -1,0 +1,322 @@
+"""The host as the browser sees it: frames, ready, bad input, who may call, exit."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+from hostclient import DEV_CHROME_ID, ORIGIN
+
+OK_CONFIG = 'allowed_origins = ["https://ehr.example.nhs.uk", "http://127.0.0.1:8080", "https://ehr.example.nhs.uk:8443"]\n'
+
+
+def still_serving(host) -> None:
+    reply = host.call("getStatus")
+    assert "result" in reply, reply
+
+
+# ------------------------------------------------------------------ basics
+
+
+def test_ready_comes_first_with_allowed_origins(start_host):
+    host = start_host(OK_CONFIG)
+    assert host.ready == {
+        "event": "ready",
+        "data": {
+            "version": host.ready["data"]["version"],
+            "protocol": 1,
+            "agent": "none",
+            "allowedOrigins": ["https://ehr.example.nhs.uk", "http://127.0.0.1:8080", "https://ehr.example.nhs.uk:8443"],
+        },
+    }
+
+
+def test_get_status_works_without_card_or_agent(host):
+    result = host.call("getStatus")["result"]
+    assert result["protocol"] == 1
+    assert result["agent"] == "none"
+    assert result["cardPresent"] is False
+    assert result["session"] == {"active": False}
+    assert isinstance(result["readers"], list)
+
+
+def test_none_agent_has_no_session_and_says_how_to_configure_one(host):
+    assert host.call("getTicketNoAuth")["result"] == {"ticket": None}
+    error = host.call("getTicket")["error"]
+    assert error["code"] == "AGENT_UNAVAILABLE"
+    assert "[agent] kind" in error["message"]
+
+
+# --------------------------------------------------------------- bad input
+
+BAD_FRAMES = {
+    "bad json": (b'{"id": 1, "method": ', None),
+    "array": (b"[1, 2]", None),
+    "number": (b"42", None),
+    "string": (b'"getStatus"', None),
+    "null": (b"null", None),
+    "not utf-8": (b'{"id": 1, "method": "getStatus", "origin": "\xff\xfe"}', 1),
+    "empty frame": (b"", None),
+    "missing id": (b'{"method": "getStatus", "origin": "https://ehr.example.nhs.uk"}', None),
+    "missing method": (b'{"id": 7, "origin": "https://ehr.example.nhs.uk"}', 7),
+    "missing origin": (b'{"id": "r-8", "method": "getStatus"}', "r-8"),
+    "unknown method": (b'{"id": 9, "method": "format", "origin": "https://ehr.example.nhs.uk"}', 9),
+    "unknown field": (b'{"id": 10, "method": "getStatus", "origin": "https://ehr.example.nhs.uk", "x": 1}', 10),
+    "unknown param": (b'{"id": 11, "method": "getStatus", "origin": "https://ehr.example.nhs.uk", "params": {"x": 1}}', 11),
+    "id is bool": (b'{"id": true, "method": "getStatus", "origin": "https://ehr.example.nhs.uk"}', None),
+    "id is float": (b'{"id": 1.5, "method": "getStatus", "origin": "https://ehr.example.nhs.uk"}', None),
+    "id too long": (json.dumps({"id": "x" * 500, "method": "getStatus", "origin": ORIGIN}).encode(), None),
+    "origin not a string": (b'{"id": 12, "method": "getStatus", "origin": 5}', 12),
+    "params not an object": (b'{"id": 13, "method": "getStatus", "origin": "https://ehr.example.nhs.uk", "params": []}', 13),
+    "sign without params": (b'{"id": 14, "method": "sign", "origin": "https://ehr.example.nhs.uk"}', 14),
+    "sign bad algorithm": (
+        b'{"id": 15, "method": "sign", "origin": "https://ehr.example.nhs.uk", "params": {"algorithm": "MD5", "payloads": []}}',
+        15,
+    ),
+    "prompt value wrong type": (
+        b'{"id": 16, "method": "promptReply", "origin": "https://ehr.example.nhs.uk", "params": {"prompt": 1, "value": 1234}}',
+        16,
+    ),
+    "cancel without target": (b'{"id": 17, "method": "cancel", "origin": "https://ehr.example.nhs.uk", "params": {}}', 17),
+    "origin not an origin": (b'{"id": 18, "method": "getStatus", "origin": "https://a.example/path"}', 18),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FRAMES)
+def test_bad_input_is_refused_and_the_host_keeps_serving(host, name):
+    payload, expected_id = BAD_FRAMES[name]
+    host.send_frame(payload)
+    frame = host.next_frame()
+    assert frame["id"] == expected_id
+    assert frame["error"]["code"] == "INVALID_REQUEST"
+    assert frame["error"]["message"]
+    still_serving(host)
+
+
+def test_error_messages_name_the_problem(host):
+    host.send_frame(b'{"id": 1, "method": "getStatus", "origin": "https://ehr.example.nhs.uk", "colour": 1}')
+    assert "colour" in host.next_frame()["error"]["message"]
+    host.send_frame(b'{"id": 2, "method": "nope", "origin": "https://ehr.example.nhs.uk"}')
+    assert "$.method" in host.next_frame()["error"]["message"]
+
+
+def test_oversize_frame_is_discarded_and_answered_with_its_id(start_host):
+    host = start_host('allowed_origins = ["https://ehr.example.nhs.uk"]\n[host]\nmax_request_bytes = 4096\n')
+    big = json.dumps({"id": 77, "method": "sign", "origin": ORIGIN, "params": {"algorithm": "RS256", "payloads": [{"id": "a", "payload": "A" * 10000}]}})
+    host.send_frame(big.encode())
+    frame = host.next_frame()
+    assert frame["id"] == 77
+    assert frame["error"]["code"] == "INVALID_REQUEST"
+    assert "4096" in frame["error"]["message"]
+    still_serving(host)
+
+
+def test_oversize_frame_at_the_default_limit_arriving_in_pieces(host):
+    body = b'{"id": "big", "method": "getStatus", "origin": "https://ehr.example.nhs.uk", "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    data = len(body).to_bytes(4, "little") + body
+    for i in range(0, len(data), 1 << 20):
+        host.send_bytes(data[i : i + (1 << 20)])
+    frame = host.next_frame(timeout=10)
+    assert frame["id"] == "big"
+    assert frame["error"]["code"] == "INVALID_REQUEST"
+    still_serving(host)
+
+
+def test_requests_split_a_byte_at_a_time_are_answered(host):
+    payload = json.dumps({"id": 5, "method": "getStatus", "origin": ORIGIN}).encode()
+    data = len(payload).to_bytes(4, "little") + payload
+    for b in data:
+        host.send_bytes(bytes([b]))
+    assert host.next_frame()["id"] == 5
+
+
+def test_many_requests_in_one_write_are_each_answered_once(host):
+    frames = b""
+    for i in range(200):
+        payload = json.dumps({"id": i, "method": "getStatus" if i % 2 else "getTicketNoAuth", "origin": ORIGIN}).encode()
+        frames += len(payload).to_bytes(4, "little") + payload
+    host.send_bytes(frames)
+    seen = [host.next_frame()["id"] for _ in range(200)]
+    assert sorted(seen) == list(range(200))
+
+
+# --------------------------------------------------------- who may call
+
+
+@pytest.mark.parametrize(
+    "origin, code",
+    [
+        ("https://evil.example", "ORIGIN_NOT_ALLOWED"),
+        ("https://ehr.example.nhs.uk:444", "ORIGIN_NOT_ALLOWED"),
+        ("https://sub.ehr.example.nhs.uk", "ORIGIN_NOT_ALLOWED"),
+        ("http://ehr.example.nhs.uk", "INSECURE_CONTEXT"),
+        ("http://127.0.0.1:8081", "ORIGIN_NOT_ALLOWED"),
+        ("http://localhost:8080", "ORIGIN_NOT_ALLOWED"),
+        ("null", "ORIGIN_NOT_ALLOWED"),
+        ("file://", "INVALID_REQUEST"),
+        ("chrome-extension://abc", "INVALID_REQUEST"),
+    ],
+)
+def test_origins_outside_the_allowlist_are_refused(start_host, origin, code):
+    host = start_host(OK_CONFIG)
+    error = host.call("getStatus", origin=origin)["error"]
+    assert error["code"] == code
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://ehr.example.nhs.uk", "https://EHR.example.nhs.uk", "https://ehr.example.nhs.uk:443", "http://127.0.0.1:8080", "https://ehr.example.nhs.uk:8443"],
+)
+def test_allowed_origins_match_exactly_after_normalising(start_host, origin):
+    host = start_host(OK_CONFIG)
+    assert "result" in host.call("getStatus", origin=origin)
+
+
+def test_refused_origin_never_reaches_the_agent(host):
+    error = host.call("getTicket", origin="https://evil.example")["error"]
+    assert error["code"] == "ORIGIN_NOT_ALLOWED"  # not AGENT_UNAVAILABLE: the agent was not asked
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["chrome-extension://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/"], ["/some/manifest.json", "other@example.org"], ["something"]],
+    ids=["no caller", "unknown chrome extension", "unknown firefox add-on", "garbage"],
+)
+def test_unknown_callers_are_refused_every_request(start_host, argv):
+    host = start_host(argv=argv)
+    assert host.ready["data"]["allowedOrigins"] == []
+    for method in ("getStatus", "getTicketNoAuth", "getTicket"):
+        error = host.call(method)["error"]
+        assert error["code"] == "ORIGIN_NOT_ALLOWED"
+        assert "allowed_extensions" in error["message"]
+
+
+def test_firefox_caller_is_accepted(start_host):
+    host = start_host(argv=["/home/u/.mozilla/native-messaging-hosts/org.cisbridge.host.json", "cisbridge@cisbridge.org"])
+    assert "result" in host.call("getStatus")
+
+
+def test_chrome_caller_on_windows_with_parent_window(start_host):
+    host = start_host(argv=[f"chrome-extension://{DEV_CHROME_ID}/", "--parent-window=1234"])
+    assert "result" in host.call("getStatus")
+
+
+def test_allowed_extensions_from_config_replace_the_defaults(start_host):
+    other = "b" * 32
+    config = f'allowed_origins = ["https://ehr.example.nhs.uk"]\nallowed_extensions = ["chrome-extension://{other}/"]\n'
+    assert "result" in start_host(config, argv=[f"chrome-extension://{other}/"]).call("getStatus")
+    assert start_host(config).call("getStatus")["error"]["code"] == "ORIGIN_NOT_ALLOWED"
+
+
+# ------------------------------------------------------------ bad config
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("allowed_origins = [\n", None),
+        ('allowed_origins = ["https://a.example"]\ncolour = "red"\n', "colour"),
+        ('allowed_origins = "https://a.example"\n', "allowed_origins"),
+        ('allowed_origins = ["http://ehr.example.nhs.uk"]\n', "allowed_origins[0]"),
+        ('allowed_origins = ["https://a.example", "https://*.nhs.uk"]\n', "allowed_origins[1]"),
+        ('[agent]\nkind = "magic"\n', "agent.kind"),
+        ('[pkcs11]\nmodul = "/x.so"\n', "pkcs11.modul"),
+        ('[host]\nmax_outstanding = 0\n', "host.max_outstanding"),
+        ('allowed_extensions = ["not an id"]\n', "allowed_extensions[0]"),
+    ],
+)
+def test_invalid_config_keeps_the_host_up_and_names_file_and_key(start_host, text, key):
+    host = start_host(text)
+    assert host.ready["data"]["allowedOrigins"] == []
+    for method in ("getStatus", "getTicket"):
+        error = host.call(method)["error"]
+        assert error["code"] == "INTERNAL"
+        assert "config.toml" in error["message"]
+        assert error["detail"]["config"]["file"].endswith("config.toml")
+        assert error["detail"]["config"]["key"] == key
+        if key:
+            assert key in error["message"]
+
+
+def test_missing_named_config_file_is_reported(start_host, tmp_path):
+    host = start_host(None, env={"CISBRIDGE_CONFIG": str(tmp_path / "nope.toml")})
+    error = host.call("getStatus")["error"]
+    assert "nope.toml" in error["message"]
+
+
+def test_no_config_at_all_refuses_origins_and_says_where_to_allow_them(start_host):
+    host = start_host(None)
+    assert host.ready["data"]["allowedOrigins"] == []
+    error = host.call("getStatus")["error"]
+    assert error["code"] == "ORIGIN_NOT_ALLOWED"
+    assert "allowed_origins" in error["message"]
+
+
+# ------------------------------------------------------------- stdout
+
+
+def test_stray_prints_never_reach_the_frame_stream(tmp_path):
+    """A library that prints (or writes to fd 1) must not corrupt the frames."""
+    import os
+    import subprocess
+    import sys
+
+    from hostclient import CHROME_CALLER, HEADER
+
+    config = tmp_path / "config.toml"
+    config.write_text('allowed_origins = ["https://ehr.example.nhs.uk"]\n')
+    script = (
+        "import os, sys, cisbridge.actions.status as s, cisbridge.host as h\n"
+        "orig = s.get_status\n"
+        "def noisy(ctx, params):\n"
+        "    print('stray print'); os.write(1, b'stray fd write\\n'); sys.stdout.flush()\n"
+        "    return orig(ctx, params)\n"
+        "s.get_status = noisy\n"
+        f"h.main([{CHROME_CALLER!r}])\n"
+    )
+    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"))
+    payload = json.dumps({"id": 1, "method": "getStatus", "origin": ORIGIN}).encode()
+    out = subprocess.run(
+        [sys.executable, "-c", script], input=HEADER.pack(len(payload)) + payload, capture_output=True, env=env, timeout=20
+    )
+    frames = []
+    data = out.stdout
+    while data:
+        (size,) = HEADER.unpack(data[:4])
+        frames.append(json.loads(data[4 : 4 + size]))
+        data = data[4 + size :]
+    assert [f.get("event") or f.get("id") for f in frames] == ["ready", 1]
+    assert b"stray print" in out.stderr and b"stray fd write" in out.stderr
+
+
+# --------------------------------------------------------------- exit
+
+
+def test_stdin_eof_exits_cleanly_within_a_second(host):
+    still_serving(host)
+    start = time.monotonic()
+    host.close_stdin()
+    assert host.wait_exit(timeout=5) == 0
+    assert time.monotonic() - start < 1.0
+
+
+def test_truncated_frame_then_eof_exits_cleanly(host):
+    host.send_bytes((100).to_bytes(4, "little") + b'{"id": 1')
+    host.close_stdin()
+    assert host.wait_exit(timeout=1) == 0
+
+
+def test_truncated_header_then_eof_exits_cleanly(host):
+    host.send_bytes(b"\x10\x00")
+    host.close_stdin()
+    assert host.wait_exit(timeout=1) == 0
+
+
+def test_sigterm_exits_cleanly_within_a_second(host):
+    still_serving(host)
+    start = time.monotonic()
+    host.proc.send_signal(signal.SIGTERM)
+    assert host.wait_exit(timeout=5) == 0
+    assert time.monotonic() - start < 1.0
