@@ -43,6 +43,12 @@ class FrameDecoder:
             view = self._discard(view, out)
         if not view:
             return out
+        if not self._buf and len(view) >= 4:
+            # Fast path: the read holds exactly one whole frame (the usual case).
+            (size,) = HEADER.unpack_from(view)
+            if size <= self.max_size and len(view) == 4 + size:
+                out.append(bytes(view[4:]))
+                return out
         buf = self._buf
         buf += view
         pos = 0

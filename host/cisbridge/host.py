@@ -53,13 +53,12 @@ class _Pipe:
         view = memoryview(data)
         try:
             while view:
-                written = os.write(self.fd, view)
-                view = view[written:]
-        except BlockingIOError:
-            import select
+                try:
+                    view = view[os.write(self.fd, view) :]
+                except BlockingIOError:  # a browser that handed us a non-blocking pipe
+                    import select
 
-            select.select([], [self.fd], [])
-            self.write(bytes(view))
+                    select.select([], [self.fd], [])
         except OSError:  # the browser went away
             self.broken = True
             if self.on_broken:

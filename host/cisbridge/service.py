@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import inspect
 import itertools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
+
+from msgspec import Struct
 
 from cisbridge import protocol as p
 from cisbridge.config import Config, ConfigError
@@ -196,11 +197,11 @@ class Service:
             log.exception("%s %r failed", method, request.id)
             self._fail(request.id, _internal(), method)
             return
-        if inspect.isawaitable(outcome):
+        if isinstance(outcome, Struct):  # every result is a Struct: answered at once
+            self._answer(ctx, outcome)
+        else:
             self.pending[request.id] = ctx
             ctx.task = asyncio.ensure_future(self._finish(ctx, outcome))
-        else:
-            self._answer(ctx, outcome)
 
     async def _finish(self, ctx: _Request, outcome: Awaitable[Any]) -> None:
         try:

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Host core benchmarks: ratios against baselines run in the same process.
+
+- cold start: spawn -> `ready` frame, against `python -c pass` on the same interpreter
+- sequential getStatus round trip over pipes, against a minimal C echo host
+  (same framing, compiled here with cc)
+- 64 requests in flight: throughput against the same C echo host
+- memory: idle RSS, and growth after 100,000 requests
+
+Machines here are noisy: each pair is interleaved and medians are compared.
+Usage: scripts/bench [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HEADER = struct.Struct("=I")
+CALLER = "chrome-extension://ekiaedepebiljeejbccahljdhmdiocpb/"
+ORIGIN = "https://ehr.example.nhs.uk"
+
+ECHO_C = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+static int readall(int fd, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) { ssize_t r = read(fd, (char *)buf + got, n - got); if (r <= 0) return -1; got += r; }
+    return 0;
+}
+static int writeall(int fd, const void *buf, size_t n) {
+    size_t put = 0;
+    while (put < n) { ssize_t w = write(fd, (const char *)buf + put, n - put); if (w <= 0) return -1; put += w; }
+    return 0;
+}
+int main(void) {
+    static const char ready[] = "{\"event\":\"ready\",\"data\":{\"version\":\"echo\",\"protocol\":1}}";
+    uint32_t n = sizeof ready - 1;
+    writeall(1, &n, 4); writeall(1, ready, n);
+    char *buf = malloc(1 << 20);
+    for (;;) {
+        if (readall(0, &n, 4) || n > (1 << 20) || readall(0, buf, n)) return 0;
+        if (writeall(1, &n, 4) || writeall(1, buf, n)) return 0;
+    }
+}
+"""
+
+
+class Peer:
+    """A host process and a raw-pipe client for it."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+        self.wfd = self.proc.stdin.fileno()
+        self.rfd = self.proc.stdout.fileno()
+        self.buf = b""
+        self.read_frame()
+
+    def read_frame(self) -> bytes:
+        while len(self.buf) < 4:
+            self.buf += os.read(self.rfd, 1 << 16)
+        (n,) = HEADER.unpack_from(self.buf)
+        while len(self.buf) < 4 + n:
+            self.buf += os.read(self.rfd, 1 << 16)
+        frame, self.buf = self.buf[4 : 4 + n], self.buf[4 + n :]
+        return frame
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.wfd, view) :]
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return -1
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(5)
+        self.proc.stdout.close()
+
+
+def request(i: int, method: str = "getStatus") -> bytes:
+    payload = json.dumps({"id": i, "method": method, "origin": ORIGIN}, separators=(",", ":")).encode()
+    return HEADER.pack(len(payload)) + payload
+
+
+def round_trips(peer: Peer, n: int, method: str = "getStatus") -> list[float]:
+    times = []
+    frames = [request(i, method) for i in range(n)]
+    for data in frames:
+        t = time.perf_counter_ns()
+        peer.write(data)
+        peer.read_frame()
+        times.append((time.perf_counter_ns() - t) / 1000)
+    return times
+
+
+def in_flight(peer: Peer, n: int, depth: int = 64) -> float:
+    """Requests per second with `depth` outstanding at all times."""
+    frames = [request(i) for i in range(n)]
+    start = time.perf_counter()
+    sent = 0
+    for sent in range(min(depth, n)):
+        peer.write(frames[sent])
+    sent = min(depth, n)
+    for _ in range(n):
+        peer.read_frame()
+        if sent < n:
+            peer.write(frames[sent])
+            sent += 1
+    return n / (time.perf_counter() - start)
+
+
+def build_echo(tmp: Path) -> Path:
+    src = tmp / "echo_host.c"
+    src.write_text(ECHO_C)
+    exe = tmp / "echo_host"
+    subprocess.run(["cc", "-O2", "-o", str(exe), str(src)], check=True)
+    return exe
+
+
+def cold_start(argv: list[str], env: dict[str, str], wait_frame: bool) -> float:
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+    if wait_frame:
+        head = proc.stdout.read(4)
+        proc.stdout.read(HEADER.unpack(head)[0])
+        elapsed = time.perf_counter() - t
+        proc.stdin.close()
+        proc.wait()
+    else:
+        proc.wait()
+        elapsed = time.perf_counter() - t
+        proc.stdin.close()
+    proc.stdout.close()
+    return elapsed * 1000
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    args = ap.parse_args()
+    scale = 10 if args.quick else 1
+
+    tmp = Path(tempfile.mkdtemp(prefix="cisbridge-bench-"))
+    config = tmp / "config.toml"
+    config.write_text(f'allowed_origins = ["{ORIGIN}"]\n[logging]\nlevel = "info"\n')
+    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp / "log"))
+    py = sys.executable
+    host_argv = [py, "-m", "cisbridge", "host", CALLER]
+    echo = build_echo(tmp)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}, {platform.platform()}")
+    results: dict[str, str] = {}
+
+    # 1. cold start, interleaved
+    runs = max(40 // scale, 5)
+    host_ms, pass_ms = [], []
+    for _ in range(runs):
+        pass_ms.append(cold_start([py, "-c", "pass"], env, wait_frame=False))
+        host_ms.append(cold_start(host_argv, env, wait_frame=True))
+    h, b = statistics.median(host_ms), statistics.median(pass_ms)
+    results["cold start (spawn -> ready)"] = f"{h:.1f} ms vs python -c pass {b:.1f} ms: {h / b:.2f}x (goal <= 2.0x)"
+
+    # 2. sequential round trips, alternating blocks
+    n = 10_000 // scale
+    host, c = Peer(host_argv, env), Peer([str(echo)], env)
+    round_trips(host, 500)
+    round_trips(c, 500)
+    ht, ct = [], []
+    for _ in range(10):
+        ht += round_trips(host, n // 10)
+        ct += round_trips(c, n // 10)
+    h, b = statistics.median(ht), statistics.median(ct)
+    results["getStatus round trip (median)"] = f"{h:.1f} us vs C echo {b:.1f} us: {h / b:.2f}x (goal <= 2.0x); p95 {statistics.quantiles(ht, n=20)[-1]:.1f} us"
+    nt = round_trips(host, n // 2, "getTicketNoAuth")
+    results["getTicketNoAuth round trip, none agent (median)"] = f"{statistics.median(nt):.1f} us"
+
+    # 3. 64 in flight
+    hr = statistics.median(in_flight(host, 20_000 // scale) for _ in range(3))
+    cr = statistics.median(in_flight(c, 20_000 // scale) for _ in range(3))
+    results["64 in flight throughput"] = f"{hr:,.0f} req/s vs C echo {cr:,.0f} req/s: {hr / cr:.2f} of C"
+
+    # 4. memory
+    idle_host = Peer(host_argv, env)
+    time.sleep(0.2)
+    idle = idle_host.rss_kb()
+    idle_host.close()
+    before = host.rss_kb()
+    total = 100_000 // scale
+    done = 0
+    while done < total:
+        k = min(10_000, total - done)
+        in_flight(host, k)
+        done += k
+    after = host.rss_kb()
+    results["idle RSS"] = f"{idle / 1024:.1f} MB (goal <= 30 MB)"
+    results[f"RSS growth after {total:,} more requests"] = f"{(after - before) / 1024:+.2f} MB (goal <= 1 MB)"
+    host.close()
+    c.close()
+
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
