@@ -17,7 +17,7 @@ class CDPError(Exception):
 
 class CDP:
     def __init__(self, ws_url: str):
-        self._ws = connect(ws_url, max_size=None, open_timeout=10)
+        self._ws = connect(ws_url, max_size=None, open_timeout=10).__enter__()
         self._ids = itertools.count(1)
         self._waiting: dict[int, queue.Queue[dict]] = {}
         self._lock = threading.Lock()
@@ -63,11 +63,35 @@ class CDP:
 class Page:
     """One tab, attached with a flattened session."""
 
-    def __init__(self, cdp: CDP, url: str):
+    def __init__(self, cdp: CDP, url: str | None, target_id: str | None = None):
         self.cdp = cdp
-        self.target_id = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.target_id = target_id or cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = cdp.send("Target.attachToTarget", {"targetId": self.target_id, "flatten": True})["sessionId"]
-        self.goto(url)
+        if url is not None:
+            self.goto(url)
+
+    @classmethod
+    def attach(cls, cdp: CDP, target_id: str) -> "Page":
+        """An existing tab or window (e.g. one the extension opened)."""
+        return cls(cdp, None, target_id)
+
+    def type(self, text: str) -> None:
+        """Types into the focused element, as a keyboard would."""
+        self.cdp.send("Input.insertText", {"text": text}, self.session)
+
+    def press(self, key: str) -> None:
+        codes = {"Enter": 13, "Escape": 27, "Tab": 9, "ArrowDown": 40, "ArrowUp": 38, " ": 32}
+        base = {"key": key, "code": "Space" if key == " " else key, "windowsVirtualKeyCode": codes[key]}
+        down = dict(base, type="keyDown")
+        if key == "Enter":
+            down["text"] = "\r"
+        elif key == " ":
+            down["text"] = " "
+        self.cdp.send("Input.dispatchKeyEvent", down, self.session)
+        try:
+            self.cdp.send("Input.dispatchKeyEvent", dict(base, type="keyUp"), self.session, timeout=2)
+        except CDPError:  # the key closed the window (Enter or Escape on a prompt): fine
+            pass
 
     def goto(self, url: str) -> None:
         self.cdp.send("Page.navigate", {"url": url}, self.session)
@@ -87,4 +111,8 @@ class Page:
         return reply["result"].get("value")
 
     def close(self) -> None:
-        self.cdp.send("Target.closeTarget", {"targetId": self.target_id})
+        try:
+            self.cdp.send("Target.closeTarget", {"targetId": self.target_id})
+        except CDPError as exc:  # already closed
+            if "No target" not in str(exc):
+                raise

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cdp import CDP, Page  # noqa: E402
+from cdp import CDP, CDPError, Page  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "extension" / "dist"
@@ -55,7 +55,7 @@ def site():
 
 
 class Browser:
-    def __init__(self, workdir: Path, config: str | None):
+    def __init__(self, workdir: Path, config: str | None, host_script: Path | None = None):
         if not (DIST / "manifest.json").is_file():
             pytest.fail("extension/dist is missing: run `npm run build` in extension/ (scripts/setup does)")
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -63,7 +63,7 @@ class Browser:
         self.profile = workdir / "profile"
         self.pid_file = workdir / "host.pids"
         if config is not None:
-            self._install_host(config)
+            self._install_host(config, host_script)
         env = dict(os.environ, HOME=str(workdir / "home"))
         self.proc = subprocess.Popen(
             [
@@ -87,7 +87,7 @@ class Browser:
         port, path = port_file.read_text().splitlines()[:2]
         self.cdp = CDP(f"ws://127.0.0.1:{port}{path}")
 
-    def _install_host(self, config: str) -> None:
+    def _install_host(self, config: str, host_script: Path | None) -> None:
         config_path = self.workdir / "config.toml"
         config_path.write_text(config)
         launcher = self.workdir / "cisbridge-host"
@@ -95,7 +95,8 @@ class Browser:
             "#!/bin/sh\n"
             f"echo $$ >> '{self.pid_file}'\n"
             f"export CISBRIDGE_CONFIG='{config_path}' CISBRIDGE_LOG_DIR='{self.workdir / 'host-log'}'\n"
-            f"exec '{sys.executable}' -m cisbridge host \"$@\"\n"
+            + (f"exec '{sys.executable}' '{host_script}' \"$@\"\n" if host_script
+               else f"exec '{sys.executable}' -m cisbridge host \"$@\"\n")
         )
         launcher.chmod(0o755)
         manifests = self.profile / "NativeMessagingHosts"
@@ -114,6 +115,31 @@ class Browser:
     def prompt_windows(self) -> list[dict]:
         targets = self.cdp.send("Target.getTargets")["targetInfos"]
         return [t for t in targets if t["url"].startswith(f"chrome-extension://{EXTENSION_ID}/prompt.html")]
+
+    def wait_prompt(self, seen: set[str] = frozenset(), timeout: float = 10) -> Page:
+        """The next prompt window the extension opens (one not in `seen`), loaded and attached."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fresh = [t for t in self.prompt_windows() if t["targetId"] not in seen]
+            if fresh:
+                page = Page.attach(self.cdp, fresh[0]["targetId"])
+                while time.monotonic() < deadline:
+                    try:  # the window may still be navigating to prompt.html
+                        if page.evaluate("!!document.getElementById('origin')?.textContent"):
+                            return page
+                    except CDPError:
+                        pass
+                    time.sleep(0.05)
+                break
+            time.sleep(0.05)
+        raise AssertionError("no prompt window opened")
+
+    def wait_no_prompt(self, timeout: float = 5) -> None:
+        deadline = time.monotonic() + timeout
+        while self.prompt_windows():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prompt windows still open: {self.prompt_windows()}")
+            time.sleep(0.05)
 
     def host_pids(self) -> list[int]:
         if not self.pid_file.exists():
