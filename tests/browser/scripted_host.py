@@ -1,5 +1,6 @@
 """The real cisbridge host, with scripted `getTicket` and `sign` actions that
-prompt as the real ones will (passcode, role, signing consent).
+prompt as the real ones will (passcode, role, signing consent), and a scripted
+`getCertificate` that plays a card removal (events, then CARD_REMOVED).
 
 It stands in for the card and agent actions that arrive with their own issues,
 so the browser tests can drive the extension's prompt windows against the real
@@ -40,6 +41,13 @@ async def sign(ctx, params):
     return p.SignResult(certificate="", signatures=signatures, failed_signatures=[], algorithm=params.algorithm)
 
 
+async def get_certificate(ctx, params):
+    """Plays a card being pulled out mid-request: the events the reader monitor sends, then the error."""
+    ctx.emit("cardRemoved", p.CardEventData(reader="Virtual PCD 00 00"))
+    ctx.emit("sessionEnded", p.SessionEndedData(reason="cardRemoved"))
+    raise p.CisError(p.ErrorCode.CARD_REMOVED, "The smartcard was removed. Insert it again and retry.")
+
+
 def digest(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -47,6 +55,7 @@ def digest(data: bytes) -> str:
 if __name__ == "__main__":
     service.HANDLERS["getTicket"] = "__main__:get_ticket"
     service.HANDLERS["sign"] = "__main__:sign"
+    service.HANDLERS["getCertificate"] = "__main__:get_certificate"
     from cisbridge.host import main
 
     sys.exit(main(sys.argv[1:]))

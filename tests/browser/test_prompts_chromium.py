@@ -142,3 +142,26 @@ def test_a_tab_that_closes_takes_its_prompt_window_with_it(browser, site):
     browser.wait_prompt()
     page.close()
     browser.wait_no_prompt()
+
+
+def test_card_events_reach_listening_pages_of_allowed_origins_only(browser, page, site):
+    listen = (
+        "window.__events = [];"
+        "for (const type of ['cardinserted', 'cardremoved', 'sessionended'])"
+        "  window.cisAuth.addEventListener(type, e => window.__events.push({type: e.type, detail: e.detail, custom: e instanceof CustomEvent}));"
+        "true"
+    )
+    other = browser.open(site["other"] + "/")
+    other.evaluate(listen)
+    page.evaluate(listen)
+    outcome = call(page, "getCertificate()")
+    assert outcome["code"] == "CARD_REMOVED"
+    deadline = time.monotonic() + 5
+    while len(page.evaluate("window.__events")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert page.evaluate("window.__events") == [
+        {"type": "cardremoved", "detail": {"reader": "Virtual PCD 00 00", "atr": None}, "custom": True},
+        {"type": "sessionended", "detail": {"reason": "cardRemoved"}, "custom": True},
+    ]
+    assert other.evaluate("window.__events") == []
+    other.close()
