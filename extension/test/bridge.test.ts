@@ -348,3 +348,20 @@ test("a frame cannot have more than the allowed number of requests in flight", a
   const busy = a.received.filter((m) => "error" in m && m.error.code === "BUSY");
   assert.equal(busy.length, 8);
 });
+
+test("a page that only listens for events starts the host (if its origin could be allowed) and hears them", async () => {
+  const env = setup();
+  const listener = client("l");
+  const insecure = client("i", "http://ehr.example", 2);
+  env.bridge.attach(listener);
+  env.bridge.attach(insecure);
+  env.bridge.onClientMessage(insecure, { type: "subscribe", secure: false, origin: "http://ehr.example" });
+  await settle();
+  assert.equal(env.host.connects, 0, "an insecure page does not start the host");
+  env.bridge.onClientMessage(listener, { type: "subscribe", secure: true, origin: ALLOWED });
+  await settle();
+  assert.equal(env.host.connects, 1);
+  env.host.send({ event: "cardInserted", data: { reader: "r", atr: "3B" } });
+  assert.deepEqual(listener.received, [{ type: "event", event: "cardinserted", detail: { reader: "r", atr: "3B" } }]);
+  assert.deepEqual(insecure.received, []);
+});

@@ -153,7 +153,10 @@ def test_card_events_reach_listening_pages_of_allowed_origins_only(browser, page
     )
     other = browser.open(site["other"] + "/")
     other.evaluate(listen)
+    quiet = browser.open(site["allowed"] + "/")  # listens, never calls
+    quiet.evaluate(listen)
     page.evaluate(listen)
+    time.sleep(0.5)  # let the listeners' subscriptions reach the background
     outcome = call(page, "getCertificate()")
     assert outcome["code"] == "CARD_REMOVED"
     deadline = time.monotonic() + 5
@@ -163,5 +166,9 @@ def test_card_events_reach_listening_pages_of_allowed_origins_only(browser, page
         {"type": "cardremoved", "detail": {"reader": "Virtual PCD 00 00", "atr": None}, "custom": True},
         {"type": "sessionended", "detail": {"reason": "cardRemoved"}, "custom": True},
     ]
+    while len(quiet.evaluate("window.__events")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert quiet.evaluate("window.__events") == page.evaluate("window.__events")
     assert other.evaluate("window.__events") == []
     other.close()
+    quiet.close()

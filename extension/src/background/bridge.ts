@@ -131,7 +131,10 @@ export class Bridge {
     // The content script's own reading of its origin may only narrow what the browser says.
     state.origin = senderOrigin({ ...client.sender, contentOrigin: message.origin });
     if (message.type === "subscribe") {
-      state.subscribed = true;
+      if (!state.subscribed) {
+        state.subscribed = true;
+        void this.connectFor(state, message.secure);
+      }
       return;
     }
     state.subscribed = true;
@@ -169,6 +172,23 @@ export class Bridge {
       fail(error);
     }
     // The answer arrives through onHostFrame.
+  }
+
+  /**
+   * A page that only listens for card events still needs the host running to
+   * hear them: connect when its origin could be allowed.  Failures are left
+   * for its first request to report.
+   */
+  private async connectFor(state: ClientState, secure: boolean): Promise<void> {
+    try {
+      if (state.origin === "null" || !isSecureOrigin(state.origin) || !secure) return;
+      const policy = await this.deps.policy();
+      if (policy.allowedOrigins !== null && !originSet(policy.allowedOrigins).has(state.origin)) return;
+      const info = await this.host.ready();
+      this.lastAllowed = effectiveAllowlist(info.allowedOrigins, policy.allowedOrigins);
+    } catch {
+      // reported to the page on its first request
+    }
   }
 
   private outstandingOf(client: Client): number {
