@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,15 @@ CALL = (
 
 @pytest.fixture(scope="module")
 def firefox(site, tmp_path_factory):
+    yield from launch_firefox(site, tmp_path_factory, host_script=None)
+
+
+@pytest.fixture(scope="module")
+def firefox_scripted(site, tmp_path_factory):
+    yield from launch_firefox(site, tmp_path_factory, host_script=Path(__file__).with_name("scripted_host.py"))
+
+
+def launch_firefox(site, tmp_path_factory, host_script):
     binary = shutil.which("firefox-esr") or shutil.which("firefox")
     if binary is None:
         pytest.fail("firefox-esr is not installed (scripts/setup installs it)")
@@ -42,7 +52,8 @@ def firefox(site, tmp_path_factory):
         "#!/bin/sh\n"
         f"echo \"$@\" >> '{work / 'host.argv'}'\n"
         f"export CISBRIDGE_CONFIG='{config}' CISBRIDGE_LOG_DIR='{work / 'host-log'}'\n"
-        f"exec '{sys.executable}' -m cisbridge host \"$@\"\n"
+        + (f"exec '{sys.executable}' '{host_script}' \"$@\"\n" if host_script
+           else f"exec '{sys.executable}' -m cisbridge host \"$@\"\n")
     )
     launcher.chmod(0o755)
     (hosts / f"{HOST_NAME}.json").write_text(json.dumps({
@@ -106,3 +117,46 @@ def test_firefox_page_to_host_and_back(firefox, site):
 def test_firefox_other_origin_is_refused(firefox, site):
     outcome = run(firefox, site["other"] + "/", "getTicket()")
     assert (outcome["ok"], outcome["name"], outcome["code"]) == (False, "CisAuthError", "ORIGIN_NOT_ALLOWED")
+
+
+def prompt_context(bidi, seen: set[str] = frozenset(), timeout: float = 10) -> str:
+    """The next prompt window (a top-level context on our prompt page), once it shows its request."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ctx in bidi.send("browsingContext.getTree")["contexts"]:
+            if ctx["url"].startswith("moz-extension://") and "/prompt.html" in ctx["url"] and ctx["context"] not in seen:
+                try:
+                    if bidi.evaluate_json(ctx["context"], "!!document.getElementById('origin')?.textContent"):
+                        return ctx["context"]
+                except Exception:
+                    pass  # still loading
+        time.sleep(0.05)
+    raise AssertionError("no prompt window opened")
+
+
+def test_firefox_prompt_windows_consent_and_passcode(firefox_scripted, site):
+    bidi, context = firefox_scripted["bidi"], firefox_scripted["context"]
+    bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
+    bidi.send("script.evaluate", {
+        "expression": "window.__outcome = cisAuth.sign({algorithm: 'RS1', description: 'one letter', payloads: [{id: 'x', payload: 'AAEC'}]})"
+                      ".then(value => ({ok: true, value}), e => ({ok: false, name: e.name, code: e.code})); true",
+        "target": {"context": context}, "awaitPromise": False,
+    })
+    consent = prompt_context(bidi)
+    shown = bidi.evaluate_json(consent, "['origin', 'consent-description', 'consent-count'].map(id => document.getElementById(id).textContent)")
+    assert shown == [site["allowed"], "one letter", "1"]
+    bidi.evaluate_json(consent, "(document.querySelector('#consent button.primary').click(), true)")
+    pin = prompt_context(bidi, seen={consent})
+    bidi.evaluate_json(pin, "(document.getElementById('pin-input').value = '0000', document.getElementById('pin').requestSubmit(), true)")
+    outcome = bidi.evaluate_json(context, "window.__outcome")
+    assert outcome["ok"], outcome
+    assert [s["id"] for s in outcome["value"]["signatures"]] == ["x"]
+
+    # Closing the window is a cancel.
+    bidi.send("script.evaluate", {
+        "expression": "window.__outcome = cisAuth.getTicket().then(value => ({ok: true, value}), e => ({ok: false, name: e.name, code: e.code})); true",
+        "target": {"context": context}, "awaitPromise": False,
+    })
+    window = prompt_context(bidi, seen={consent, pin})
+    bidi.send("browsingContext.close", {"context": window})
+    assert bidi.evaluate_json(context, "window.__outcome") == {"ok": False, "name": "CisAuthError", "code": "USER_CANCELLED"}
