@@ -40,3 +40,26 @@ def test_host_that_does_not_list_the_extension_is_host_unavailable(site, tmp_pat
         assert browser.host_pids() == []
     finally:
         browser.close()
+
+
+FUTURE_HOST = r"""
+import json, struct, sys
+data = json.dumps({"event": "ready", "data": {"version": "2.0.0", "protocol": 2, "agent": "none", "allowedOrigins": ORIGINS}}).encode()
+sys.stdout.buffer.write(struct.pack("=I", len(data)) + data)
+sys.stdout.buffer.flush()
+sys.stdin.buffer.read()
+"""
+
+
+def test_host_of_another_protocol_is_version_mismatch_naming_the_side_to_update(site, tmp_path):
+    # Stands in for a host of a future protocol version, which does not exist yet.
+    script = tmp_path / "future_host.py"
+    script.write_text(FUTURE_HOST.replace("ORIGINS", json.dumps([site["allowed"]])))
+    browser = Browser(tmp_path, f'allowed_origins = ["{site["allowed"]}"]\n', host_script=script)
+    try:
+        page = browser.open(site["allowed"] + "/")
+        outcome = call(page, "getStatus()")
+        assert (outcome["name"], outcome["code"]) == ("CisAuthError", "VERSION_MISMATCH")
+        assert "protocol 2" in outcome["message"] and "Update the cisbridge browser extension" in outcome["message"]
+    finally:
+        browser.close()
