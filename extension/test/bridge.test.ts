@@ -365,3 +365,46 @@ test("a page that only listens for events starts the host (if its origin could b
   assert.deepEqual(listener.received, [{ type: "event", event: "cardinserted", detail: { reader: "r", atr: "3B" } }]);
   assert.deepEqual(insecure.received, []);
 });
+
+test("a host that speaks before saying ready is VERSION_MISMATCH", async () => {
+  const env = setup();
+  env.host.ready = null;
+  const a = client("a");
+  env.bridge.attach(a);
+  request(env.bridge, a, 1, "getStatus");
+  await settle();
+  env.host.send({ id: 1, result: {} });
+  await settle();
+  const answer = a.responseTo(1);
+  assert.ok(answer && "error" in answer && answer.error.code === "VERSION_MISMATCH");
+});
+
+test("a host that never says ready is HOST_UNAVAILABLE after the ready timeout", async () => {
+  const env = setup();
+  env.host.ready = null;
+  const a = client("a");
+  env.bridge.attach(a);
+  request(env.bridge, a, 1, "getStatus");
+  await settle();
+  assert.equal(a.received.length, 0);
+  env.fire(15_000);
+  await settle();
+  const answer = a.responseTo(1);
+  assert.ok(answer && "error" in answer && answer.error.code === "HOST_UNAVAILABLE");
+  assert.match(answer.error.message, /did not answer/);
+});
+
+test("a later ready from the host replaces its allowlist for the next requests", async () => {
+  const env = setup();
+  const a = client("a");
+  env.bridge.attach(a);
+  request(env.bridge, a, 1, "getTicketNoAuth");
+  await settle();
+  env.host.send({ id: env.host.last().id, result: { ticket: null } });
+  env.host.send({ event: "ready", data: { version: "0.1.0", protocol: 1, agent: "none", allowedOrigins: [] } });
+  request(env.bridge, a, 2, "getTicketNoAuth");
+  await settle();
+  const answer = a.responseTo(2);
+  assert.ok(answer && "error" in answer && answer.error.code === "ORIGIN_NOT_ALLOWED");
+  assert.equal(env.host.sent.length, 1);
+});

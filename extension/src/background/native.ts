@@ -44,7 +44,9 @@ export class NativeHost {
   /** The host's ready data, connecting first when there is no live port. */
   ready(): Promise<ReadyData> {
     if (!this.connection || this.connection.closed) this.connection = this.connect();
-    return this.connection.ready;
+    const connection = this.connection;
+    // The latest `ready` of this connection: a host may announce a new allowlist.
+    return connection.ready.then((first) => connection.info ?? first);
   }
 
   /** What the live host last said in `ready`, or null when none is connected. */
