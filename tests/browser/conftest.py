@@ -31,13 +31,23 @@ HOST_NAME = "org.cisbridge.host"
 PAGE = b"<!doctype html><html lang=en><title>EHR test page</title><p>cisbridge browser test</p></html>"
 
 
+#: A page that calls cisAuth.getStatus() as soon as it loads and tells its parent the outcome (for frame tests).
+PROBE = (
+    b"<!doctype html><html lang=en><title>probe</title><script>"
+    b"window.cisAuth.getStatus().then(v => parent.postMessage({ok: true, origin: location.origin}, '*'),"
+    b" e => parent.postMessage({ok: false, code: e.code, origin: location.origin}, '*'));"
+    b"</script></html>"
+)
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
+        body = PROBE if self.path.startswith("/probe") else PAGE
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(PAGE)
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
