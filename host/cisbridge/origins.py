@@ -7,11 +7,12 @@ contexts: https, or http on a loopback host that the allowlist names.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cisbridge.protocol import CisError, ErrorCode
+if TYPE_CHECKING:  # protocol imports msgspec: not needed to read the config before ready
+    from cisbridge.protocol import CisError
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _CHROME_ID = re.compile(r"^[a-p]{32}$")
@@ -27,6 +28,8 @@ class OriginError(ValueError):
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -86,11 +89,13 @@ class OriginPolicy:
             verdict = self._judge(origin)
             if len(self._cache) < 512:
                 self._cache[origin] = verdict
-        if isinstance(verdict, CisError):
-            raise verdict
-        return verdict
+        if isinstance(verdict, str):
+            return verdict
+        raise verdict
 
     def _judge(self, origin: str) -> CisError | str:
+        from cisbridge.protocol import CisError, ErrorCode
+
         if origin == "null":
             return CisError(
                 ErrorCode.ORIGIN_NOT_ALLOWED,
