@@ -126,7 +126,7 @@ class InstallError(Exception):
 def _mkdirs(system: System, state: State | None, directory: Path, record: bool = True) -> None:
     missing = []
     d = directory
-    while not d.exists():
+    while not d.exists() and d != system.root:  # the fake root itself is not ours to record
         missing.append(d)
         if d.parent == d:
             break
