@@ -417,9 +417,11 @@ def probe_pkcs11(module: str) -> list[str]:
     labels = []
     for slot in lib.get_slots(token_present=True):
         try:
-            labels.append(slot.get_token().label)
+            token = slot.get_token()
         except pkcs11.PKCS11Error:
             continue
+        if token.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED:  # an empty slot is not a card
+            labels.append(token.label)
     return labels
 
 
