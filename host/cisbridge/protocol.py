@@ -264,7 +264,8 @@ class ReadyData(Struct):
 
 class PinPromptData(Struct, omit_defaults=True):
     origin: str
-    protectedPath: bool = False
+    #: always sent (CONTRACT §2: ``protectedPath: bool``), hence no default
+    protectedPath: bool
     attemptsLeft: int | None = None
 
 

@@ -40,7 +40,7 @@ HANDLERS = {
 class _Request:
     """One request in flight: the RequestContext handlers see."""
 
-    __slots__ = ("id", "origin", "method", "service", "task", "prompts", "started")
+    __slots__ = ("id", "origin", "method", "service", "task", "prompts", "started", "abort")
 
     def __init__(self, service: Service, request_id: p.RequestId, origin: str, method: str):
         self.id = request_id
@@ -50,6 +50,8 @@ class _Request:
         self.task: asyncio.Task | None = None
         self.prompts: set[int] = set()
         self.started = time.perf_counter()
+        #: set when the service ends the request itself (card removed)
+        self.abort: CisError | None = None
 
     @property
     def config(self) -> Config:
@@ -93,8 +95,10 @@ class Service:
         self._executor: ThreadPoolExecutor | None = None
         self._agent = None
         self._closing = False
-        #: the PC/SC reader monitor, once started (card events, reader list)
+        #: the PC/SC reader monitor, started by the first allowed request
         self.monitor = None
+        #: the PKCS#11 card (cisbridge.card.get_card makes it on first use)
+        self.card = None
         self.refusal = self._refusal()
 
     # ------------------------------------------------------------------ setup
@@ -133,6 +137,48 @@ class Service:
         if self.monitor is None:
             return [], "unavailable: the reader monitor is not running"
         return [p.Reader(name, present) for name, present in self.monitor.readers()], self.monitor.status()
+
+    def _start_monitor(self) -> None:
+        """Watch readers from the first allowed request on: card events need no
+        polling (the monitor waits in SCardGetStatusChange)."""
+        loop = asyncio.get_running_loop()
+
+        def on_event(kind: str, reader: str, atr: str | None) -> None:  # monitor thread
+            loop.call_soon_threadsafe(self.card_event, kind, reader, atr)
+
+        try:
+            from cisbridge.card.pcsc import ReaderMonitor
+
+            self.monitor = ReaderMonitor()
+            self.monitor.start(on_event)
+        except Exception as exc:  # no PC/SC library at all: everything else still works
+            log.warning("reader monitor unavailable: %s", exc)
+            self.monitor = _NoMonitor(f"unavailable: {exc}")
+
+    def card_event(self, kind: str, reader: str, atr: str | None) -> None:
+        """A card came or went: tell the pages, end what depended on the card."""
+        if kind == "cardInserted":
+            self.emit("cardInserted", p.CardEventData(reader, atr))
+        elif kind == "cardRemoved":
+            self.emit("cardRemoved", p.CardEventData(reader, atr))
+            self._card_removed(reader)
+
+    def _card_removed(self, reader: str) -> None:
+        card_methods = {"sign", "getCertificate"}
+        if self.config.agent.kind == "gas":
+            card_methods.add("getTicket")
+        for ctx in list(self.pending.values()):
+            if ctx.method in card_methods and ctx.task is not None and ctx.abort is None:
+                ctx.abort = CisError(
+                    ErrorCode.CARD_REMOVED,
+                    "The smartcard was removed. Insert it and try again.",
+                    {"reader": reader},
+                )
+                ctx.task.cancel()
+        if self.card is not None:  # may wait for a signing thread: not on the loop
+            asyncio.ensure_future(self.run_blocking(self.card.card_removed))
+        if self._agent is not None:
+            self._agent.card_removed(reader)
 
     def _handler(self, method: str) -> Callable[..., Any]:
         fn = self._handlers.get(method)
@@ -173,6 +219,8 @@ class Service:
             if self.refusal is not None:
                 raise self.refusal
             origin = self.policy.check(request.origin)
+            if self.monitor is None and not self._closing:
+                self._start_monitor()
             if method == "promptReply":
                 self._prompt_reply(origin, request.params)
                 self.send(p.ResultFrame(request.id, p.Empty()))
@@ -210,7 +258,8 @@ class Service:
             self._fail(ctx.id, exc, ctx.method)
         except asyncio.CancelledError:
             if not self._closing:
-                self._fail(ctx.id, CisError(ErrorCode.USER_CANCELLED, "The request was cancelled."), ctx.method)
+                error = ctx.abort or CisError(ErrorCode.USER_CANCELLED, "The request was cancelled.")
+                self._fail(ctx.id, error, ctx.method)
         except Exception:
             log.exception("%s %r failed", ctx.method, ctx.id)
             self._fail(ctx.id, _internal(), ctx.method)
@@ -292,9 +341,10 @@ class Service:
         closers = []
         if self._agent is not None:
             closers.append(self._agent.close())
-        card = getattr(self, "card", None)
-        if card is not None and hasattr(card, "aclose"):
-            closers.append(card.aclose())
+        if self.card is not None:
+            closers.append(self.card.aclose())
+        if self.monitor is not None:
+            closers.append(self.run_blocking(self.monitor.stop, 0.4))
         if closers:
             try:
                 await asyncio.wait_for(asyncio.gather(*closers, return_exceptions=True), 0.5)
@@ -302,6 +352,22 @@ class Service:
                 log.warning("shutdown: an agent or the card did not close within 0.5 s")
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _NoMonitor:
+    """Stands where the reader monitor would, when PC/SC cannot be loaded."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def readers(self) -> list[tuple[str, bool]]:
+        return []
+
+    def status(self) -> str:
+        return self.why
+
+    def stop(self, timeout: float = 0) -> bool:
+        return True
 
 
 def _prompt_value(entry: _Prompt, value: Any) -> str | bool:
