@@ -41,6 +41,8 @@ class Env:
         for name in ("PCSCLITE_CSOCK_NAME",):
             self.vars.pop(name, None)
 
+    cli = [sys.executable, "-m", "cisbridge"]
+
     @property
     def launcher(self) -> Path:
         return self.home / ".local/share/cisbridge/cisbridge-host"

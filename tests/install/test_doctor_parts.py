@@ -36,26 +36,46 @@ def softhsm(tmp_path):
     return {"SOFTHSM2_CONF": str(conf)}
 
 
+def make_card(env, softhsm, *extra):
+    subprocess.run([*env.cli, "card", "create", "--label", "DOCTOR CARD", "--pin", "1234", *extra],
+                   env={**env.vars, **softhsm}, check=True, capture_output=True)
+
+
 @pytest.mark.softhsm
-def test_pkcs11_token_visible(env, softhsm):
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "DOCTOR CARD", "--so-pin", "87654321",
-                    "--pin", "1234"], env={**env.vars, **softhsm}, check=True, capture_output=True)
+def test_pkcs11_card_visible(env, softhsm):
+    make_card(env, softhsm)
     env.config.write_text(ORIGINS + f'[pkcs11]\nmodule = "{SOFTHSM}"\n')
     code, checks = env.doctor("--browser", "chromium", "--no-self-test", env=softhsm)
     check = only(checks, "PKCS#11", "ok")
-    assert check["detail"]["tokens"] == ["DOCTOR CARD"]
+    assert check["detail"]["token"] == "DOCTOR CARD" and "certificate and key" in check["message"]
 
 
 @pytest.mark.softhsm
-def test_pkcs11_no_token_and_wrong_label(env, softhsm):
+def test_pkcs11_no_card_then_wrong_label(env, softhsm):
     env.config.write_text(ORIGINS + f'[pkcs11]\nmodule = "{SOFTHSM}"\n')
     code, checks = env.doctor("--browser", "chromium", "--no-self-test", env=softhsm)
     assert "insert the smartcard" in only(checks, "PKCS#11", "warn")["fix"]
-    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "OTHER", "--so-pin", "87654321",
-                    "--pin", "1234"], env={**env.vars, **softhsm}, check=True, capture_output=True)
-    env.config.write_text(ORIGINS + f'[pkcs11]\nmodule = "{SOFTHSM}"\ntoken_label = "DOCTOR CARD"\n')
+    make_card(env, softhsm)
+    env.config.write_text(ORIGINS + f'[pkcs11]\nmodule = "{SOFTHSM}"\ntoken_label = "OTHER CARD"\n')
     code, checks = env.doctor("--browser", "chromium", "--no-self-test", env=softhsm)
     assert "token_label" in only(checks, "PKCS#11", "fail")["fix"]
+
+
+@pytest.mark.softhsm
+def test_pkcs11_locked_card(env, softhsm):
+    make_card(env, softhsm, "--locked")
+    env.config.write_text(ORIGINS + f'[pkcs11]\nmodule = "{SOFTHSM}"\n')
+    code, checks = env.doctor("--browser", "chromium", "--no-self-test", env=softhsm)
+    assert "locked" in only(checks, "PKCS#11", "fail")["message"]
+
+
+@pytest.mark.softhsm
+def test_pkcs11_token_without_certificate(env, softhsm):
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "EMPTY", "--so-pin", "87654321",
+                    "--pin", "1234"], env={**env.vars, **softhsm}, check=True, capture_output=True)
+    env.config.write_text(ORIGINS + f'[pkcs11]\nmodule = "{SOFTHSM}"\n')
+    code, checks = env.doctor("--browser", "chromium", "--no-self-test", env=softhsm)
+    assert "no certificate" in only(checks, "PKCS#11", "fail")["message"]
 
 
 # ------------------------------------------------------------------ GAS over TLS

@@ -391,62 +391,56 @@ def pkcs11_module(config) -> str:
     module = config.pkcs11.module if config is not None else None
     if module:
         return module
-    try:
-        from cisbridge.card import default_module  # the card package, when present
-    except ImportError:
-        return _default_module()
+    from cisbridge.card import default_module
+
     return default_module()
 
 
-def _default_module() -> str:
-    # Until cisbridge.card is on this branch: OpenSC's usual places.
-    candidates = {
-        "linux": ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
-                  "/usr/lib64/opensc-pkcs11.so", "/usr/lib/opensc-pkcs11.so", "/usr/local/lib/opensc-pkcs11.so"],
-        "darwin": ["/Library/OpenSC/lib/opensc-pkcs11.so", "/opt/homebrew/lib/opensc-pkcs11.so"],
-        "win32": [r"C:\Program Files\OpenSC Project\OpenSC\pkcs11\opensc-pkcs11.dll"],
-    }[current_platform()]
-    return next((c for c in candidates if os.path.exists(c)), candidates[0])
-
-
-def probe_pkcs11(module: str) -> list[str]:
-    """Load the module with python-pkcs11; the labels of the tokens present."""
-    import pkcs11
-
-    lib = pkcs11.lib(module)
-    labels = []
-    for slot in lib.get_slots(token_present=True):
-        try:
-            token = slot.get_token()
-        except pkcs11.PKCS11Error:
-            continue
-        if token.flags & pkcs11.TokenFlag.TOKEN_INITIALIZED:  # an empty slot is not a card
-            labels.append(token.label)
-    return labels
+_FIX_MODULE = ("install the card middleware (OpenSC: `apt install opensc-pkcs11`, or the NHS Identity Agent) "
+               "or set [pkcs11] module in the configuration to its PKCS#11 library")
 
 
 def check_pkcs11(config) -> Check:
-    module = pkcs11_module(config)
+    """Load the module and choose the card exactly as the host does (cisbridge.card)."""
+    from cisbridge import config as cfg
+    from cisbridge.card import make_card
+    from cisbridge.protocol import CisError, ErrorCode
+
     name = "PKCS#11"
-    fix_module = ("install the card middleware (OpenSC: `apt install opensc-pkcs11`, or the NHS Identity Agent) "
-                  "or set [pkcs11] module in the configuration to its PKCS#11 library")
+    module = pkcs11_module(config)
+    detail = {"module": module}
     if os.path.isabs(module) and not os.path.exists(module):
-        return Check(name, "fail", f"module {module} not found", fix_module, {"module": module})
+        return Check(name, "fail", f"module {module} not found", _FIX_MODULE, detail)
+    card = make_card(config if config is not None else cfg.Config())
+    card.module = module
     try:
-        labels = bounded(lambda: probe_pkcs11(module))
+        status = bounded(card.status)
     except TimeoutError as exc:
         return Check(name, "fail", f"module {module} did not answer ({exc})",
-                     "unplug and replug the reader; if it persists, reinstall the card middleware", {"module": module})
-    except Exception as exc:  # noqa: BLE001 - any failure to load is the finding
-        return Check(name, "fail", f"module {module} could not be loaded: {exc}", fix_module, {"module": module})
-    label = config.pkcs11.token_label if config is not None else None
-    if not labels:
-        return Check(name, "warn", f"module {module} loaded; no token (card) visible",
-                     "insert the smartcard; if it is in, check the reader (see the PC/SC line)", {"module": module})
-    if label and label not in labels:
-        return Check(name, "fail", f"module {module} loaded; no token labelled {label!r} (found: {', '.join(labels)})",
-                     "insert the right card, or change [pkcs11] token_label", {"module": module, "tokens": labels})
-    return Check(name, "ok", f"module {module} loaded; token(s): {', '.join(labels)}", detail={"module": module, "tokens": labels})
+                     "unplug and replug the reader; if it persists, reinstall the card middleware", detail)
+    except CisError as exc:
+        detail.update(exc.detail or {})
+        if exc.code == ErrorCode.AGENT_UNAVAILABLE:
+            return Check(name, "fail", f"module {module} could not be loaded: {exc.message}", _FIX_MODULE, detail)
+        if exc.code == ErrorCode.NO_CARD and not (config and config.pkcs11.token_label) and "Several" not in exc.message:
+            return Check(name, "warn", f"module {module} loaded; no card: {exc.message}",
+                         "insert the smartcard; if it is in, check the reader (see the PC/SC line)", detail)
+        return Check(name, "fail", f"module {module} loaded; {exc.message}",
+                     "use the right card, or set [pkcs11] token_label to choose one", detail)
+    except Exception as exc:  # noqa: BLE001 - a module that misbehaves in any way is the finding
+        return Check(name, "fail", f"module {module}: {type(exc).__name__}: {exc}", _FIX_MODULE, detail)
+    finally:
+        try:
+            card.close()
+        except Exception:  # noqa: BLE001 - closing is best effort here
+            pass
+    detail["token"] = status.label
+    if status.pin_locked:
+        return Check(name, "fail", f"card {status.label!r} is locked (too many wrong passcodes)",
+                     "ask your Registration Authority to unlock the smartcard", detail)
+    flags = " (a wrong passcode was entered since the last right one)" if status.pin_count_low else ""
+    return Check(name, "ok", f"module {module} loaded; card {status.label!r} has a certificate and key{flags}",
+                 detail=detail)
 
 
 def list_readers():
@@ -669,7 +663,9 @@ def _read_frame(proc: subprocess.Popen, timeout: float) -> dict | None:
 
 
 def _stderr_tail(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
+    try:
+        proc.wait(0.5)  # stdout closed: the exit is usually a moment behind
+    except subprocess.TimeoutExpired:
         return "it is still running but silent"
     try:
         text = proc.stderr.read().decode("utf-8", "replace").strip().splitlines()
