@@ -35,6 +35,10 @@ TIMEOUT = 2.0
 MARKS = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
 #: Chrome's rule for host names
 NAME_RULE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+_FORBIDDEN = {
+    "chromium": "Access to the specified native messaging host is forbidden.",
+    "firefox": f"This extension does not have permission to use native application {HOST_NAME}",
+}
 _REINSTALL = "run `cisbridge install` again (it rewrites the manifests and the launcher)"
 
 
@@ -309,7 +313,7 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
         fail("no path to the host")
     elif not system.pure(path).is_absolute():
         fail(f"path {path!r} is relative; browsers need an absolute path on Linux and macOS "
-             "(\"Invalid native messaging host name specified\" / host not found)")
+             "(\"Specified native messaging host not found.\")")
     else:
         launcher = system.real(path)
         if not launcher.is_file():
@@ -346,7 +350,7 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
         strangers = [i for i in allowed if i not in ids]
         if not set(allowed) & set(family_ids):
             fail(f"allows {', '.join(allowed)} but the host allows {', '.join(family_ids) or 'none of this browser'}: "
-                 "the extension gets \"Access to the specified native messaging host is forbidden.\"",
+                 f"the extension gets \"{_FORBIDDEN[fam]}\"",
                  f"{_REINSTALL} (it writes the configured allowed_extensions), or add the extension id with "
                  "`cisbridge install --extension-id ID`", allowed=allowed, configured=family_ids)
         elif strangers:
