@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import CHROME_ID, FIREFOX_ID, HOST, failures
+from installenv import CHROME_ID, FIREFOX_ID, HOST, failures
 
 CHROMIUM_MANIFEST = ".config/chromium/NativeMessagingHosts/" + HOST + ".json"
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path, PureWindowsPath
 
 import pytest
-from conftest import CHROME_ID, FIREFOX_ID, HOST, tree
+from installenv import CHROME_ID, FIREFOX_ID, HOST, tree
 
 from cisbridge.install import installer
 from cisbridge.install.system import FileRegistry, System

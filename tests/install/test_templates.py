@@ -7,7 +7,7 @@ import plistlib
 import subprocess
 import sys
 
-from conftest import CHROME_ID, FIREFOX_ID, HOST, REPO
+from installenv import CHROME_ID, FIREFOX_ID, HOST, REPO
 
 from cisbridge.install import manifests
 
