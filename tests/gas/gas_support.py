@@ -1,0 +1,31 @@
+"""Shared pieces of the GAS agent tests (a module of its own: tests/ has several conftest.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cisbridge import testca
+
+ORIGIN = "https://ehr.example.nhs.uk"
+PIN = "2468"
+ONE_ROLE, MANY_ROLES, NO_ROLES = "555000000001", "555000000002", "555000000003"
+
+
+@dataclass
+class Cards:
+    conf: str
+    ca: testca.TestCA
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+
+def login(host, pin: str = PIN, role: str | None = None, timeout: float = 20) -> dict:
+    """getTicket answering the prompts as the user would."""
+    rid = host.send("getTicket", {})
+    prompt = host.prompt("pin", timeout=timeout)
+    assert prompt["for"] == rid
+    host.reply(prompt, pin)
+    if role is not None:
+        prompt = host.prompt("role", timeout=timeout)
+        host.reply(prompt, role)
+    return host.response(rid, timeout=timeout)
