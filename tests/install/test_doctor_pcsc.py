@@ -4,6 +4,7 @@ and a whole good install passing end to end (exit status 0)."""
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 from installenv import REPO
@@ -42,8 +43,13 @@ def test_readers_and_card_listed_and_a_good_install_passes(env, pcscd):
 
     with VirtualCard(pcscd.vpcd["Virtual PCD"].port) as card:
         card.insert()
-        code, checks = env.doctor("--browser", "chromium", "--no-self-test", env=via)
-        pcsc = next(c for c in checks if c["check"] == "PC/SC")
+        # pcscd polls vpcd every 400 ms: look again until it has seen the card.
+        deadline = time.monotonic() + 5
+        while True:
+            code, checks = env.doctor("--browser", "chromium", "--no-self-test", env=via)
+            pcsc = next(c for c in checks if c["check"] == "PC/SC")
+            if {"name": READER, "cardPresent": True} in pcsc["detail"]["readers"] or time.monotonic() > deadline:
+                break
         assert {"name": READER, "cardPresent": True} in pcsc["detail"]["readers"]
 
     pcscd.stop()
