@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 
-import pytest
 from installenv import CHROME_ID, FIREFOX_ID, HOST, failures
 
 CHROMIUM_MANIFEST = ".config/chromium/NativeMessagingHosts/" + HOST + ".json"

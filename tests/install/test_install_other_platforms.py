@@ -7,7 +7,7 @@ a fake root that is ``FileRegistry``, which records each write.
 from __future__ import annotations
 
 import json
-from pathlib import Path, PureWindowsPath
+from pathlib import PureWindowsPath
 
 import pytest
 from installenv import CHROME_ID, FIREFOX_ID, HOST, tree
