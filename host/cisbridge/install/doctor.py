@@ -205,11 +205,16 @@ def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Chec
         if state is None:
             continue
         recorded |= state.browsers()
+        again = _REINSTALL + (" --system" if system.scope == "system" else "")
         for logical in state.files:
             if not system.real(logical).exists():
-                checks.append(Check("install record", "fail",
-                                    f"{logical} was installed but is gone",
-                                    _REINSTALL + (" --system" if system.scope == "system" else "")))
+                checks.append(Check("install record", "fail", f"{logical} was installed but is gone", again))
+        for name, entry in state.registry.items():
+            assert system.registry is not None
+            now = system.registry.get(entry["hive"], entry["key"])
+            if now != entry["value"]:
+                what = "is gone" if now is None else f"now points at {now}"
+                checks.append(Check("install record", "fail", f"registry key {name} {what}", again))
     user = systems["user"]
     if wanted is None:
         browsers = sorted(set(loc.detect_browsers(user)) | (recorded & set(loc.BROWSERS)), key=loc.BROWSERS.index)
