@@ -12,17 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from installenv import CHROME_ID, HOST, REPO
+from installenv import CDP_HELPERS, CHROME_ID, DIST, HOST
 
 pytestmark = pytest.mark.browser
 
-DIST = REPO / "extension" / "dist"
-CDP_HELPERS = REPO / "tests" / "browser"
 
 
 def _requirements() -> str | None:
@@ -37,27 +33,6 @@ def _requirements() -> str | None:
     if not (shutil.which("chromium") or os.path.exists("/usr/bin/chromium")):
         return "chromium is not installed"
     return None
-
-
-class _Page(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        body = b"<!doctype html><title>EHR</title><p>install test</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def site():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_installed_host_answers_get_status_from_a_page(env, site, tmp_path):

@@ -11,8 +11,7 @@ import sys
 import time
 
 import pytest
-from installenv import FIREFOX_ID, HOST
-from test_browser_chromium import CDP_HELPERS, DIST, site  # noqa: F401 - site is a fixture
+from installenv import CDP_HELPERS, DIST, FIREFOX_ID, HOST
 
 pytestmark = pytest.mark.browser
 
@@ -31,7 +30,7 @@ def _requirements() -> str | None:
     return None
 
 
-def test_installed_host_answers_get_status_in_firefox(env, site, tmp_path):  # noqa: F811
+def test_installed_host_answers_get_status_in_firefox(env, site, tmp_path):
     missing = _requirements()
     if missing:
         pytest.skip(missing)
