@@ -453,37 +453,12 @@ def check_pkcs11(config) -> Check:
 
 
 def list_readers():
-    """(status, [(name, card present)]) from PC/SC; status "ok" or "unavailable: why"."""
-    try:
-        from cisbridge.card.pcsc import list_readers as card_list_readers
-    except ImportError:
-        card_list_readers = None
-    if card_list_readers is not None:
-        snap = card_list_readers()
-        return snap.status, [(r.name, r.card_present) for r in snap.readers]
-    # Until cisbridge.card.pcsc is on this branch: one direct look with pyscard.
-    try:
-        from smartcard import scard
-    except ImportError as exc:
-        return f"unavailable: pyscard cannot load the PC/SC library ({exc})", []
-    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hr != scard.SCARD_S_SUCCESS:
-        return f"unavailable: {scard.SCardGetErrorMessage(hr)} — is pcscd running?", []
-    try:
-        hr, names = scard.SCardListReaders(context, [])
-        if hr == scard.SCARD_E_NO_READERS_AVAILABLE:
-            return "ok", []
-        if hr != scard.SCARD_S_SUCCESS:
-            return f"unavailable: {scard.SCardGetErrorMessage(hr)}", []
-        names = [n for n in names if n != "\\\\?PnP?\\Notification"]
-        if not names:
-            return "ok", []
-        hr, states = scard.SCardGetStatusChange(context, 0, [(n, scard.SCARD_STATE_UNAWARE) for n in names])
-        if hr != scard.SCARD_S_SUCCESS:
-            return "ok", [(n, False) for n in names]
-        return "ok", [(n, bool(s & scard.SCARD_STATE_PRESENT)) for n, s, _atr in states]
-    finally:
-        scard.SCardReleaseContext(context)
+    """(status, [(name, card present)]) from PC/SC, as the host's reader monitor
+    sees it; status is "ok" or "unavailable: why"."""
+    from cisbridge.card.pcsc import list_readers as one_look
+
+    snap = one_look()
+    return snap.status, [(r.name, r.card_present) for r in snap.readers]
 
 
 def _pcsc_fix() -> str:
