@@ -23,13 +23,13 @@ pytestmark = pytest.mark.browser
 
 def _requirements() -> str | None:
     if not (DIST / "manifest.json").is_file():
-        return "extension/dist is not built here (the extension lands from the `ext` branch; scripts/setup builds it)"
+        return "extension/dist is not built: run scripts/setup (it builds the extension)"
     if not (CDP_HELPERS / "cdp.py").is_file():
-        return "tests/browser/cdp.py (the DevTools client, from the `ext` branch) is not here yet"
+        return "tests/browser/cdp.py (the DevTools client) is missing"
     try:
         import websockets  # noqa: F401
     except ImportError:
-        return "the websockets package (test extra, from the `ext` branch) is not installed"
+        return "the websockets package (test extra) is not installed: run scripts/setup"
     if not (shutil.which("chromium") or os.path.exists("/usr/bin/chromium")):
         return "chromium is not installed"
     return None

@@ -18,13 +18,13 @@ pytestmark = pytest.mark.browser
 
 def _requirements() -> str | None:
     if not (DIST / "manifest.json").is_file():
-        return "extension/dist is not built here (the extension lands from the `ext` branch; scripts/setup builds it)"
+        return "extension/dist is not built: run scripts/setup (it builds the extension)"
     if not (CDP_HELPERS / "bidi.py").is_file():
-        return "tests/browser/bidi.py (the WebDriver BiDi client, from the `ext` branch) is not here yet"
+        return "tests/browser/bidi.py (the WebDriver BiDi client) is missing"
     try:
         import websockets  # noqa: F401
     except ImportError:
-        return "the websockets package (test extra, from the `ext` branch) is not installed"
+        return "the websockets package (test extra) is not installed: run scripts/setup"
     if not (shutil.which("firefox-esr") or shutil.which("firefox")):
         return "firefox-esr is not installed"
     return None
