@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { CONFIG } from "../src/config";
+import { judgeClientMessage, judgePageMessage, judgePromptPageMessage } from "../src/messages";
+import { parsePolicy } from "../src/background/policy";
+import { formatRemaining, promptModel, roleLabel, MAX_DESCRIPTION } from "../src/prompt/model";
+
+const NS = CONFIG.PAGE_NAMESPACE;
+
+test("window messages outside our namespace or direction are ignored", () => {
+  for (const data of [null, "x", { ns: "other", dir: "request", id: 1, method: "getStatus" }, { ns: NS, dir: "response", id: 1 }, { ns: NS, dir: "request", id: -1, method: "getStatus" }, { ns: NS, dir: "request", id: "1", method: "getStatus" }]) {
+    assert.deepEqual(judgePageMessage(data), { kind: "ignore" });
+  }
+});
+
+test("a page request is copied as plain JSON; an unknown method or odd argument is INVALID_REQUEST", () => {
+  const verdict = judgePageMessage({ ns: NS, dir: "request", id: 4, method: "sign", params: { algorithm: "RS256", payloads: [], when: new Date(0) } });
+  assert.equal(verdict.kind, "request");
+  if (verdict.kind === "request") assert.equal(verdict.message.params.when, "1970-01-01T00:00:00.000Z");
+  assert.equal(judgePageMessage({ ns: NS, dir: "request", id: 4, method: "promptReply", params: {} }).kind, "invalid");
+  assert.equal(judgePageMessage({ ns: NS, dir: "request", id: 4, method: "getStatus", params: [1] }).kind, "invalid");
+  const big = "x".repeat(CONFIG.MAX_REQUEST_CHARS);
+  assert.equal(judgePageMessage({ ns: NS, dir: "request", id: 4, method: "sign", params: { big } }).kind, "invalid");
+  assert.deepEqual(judgePageMessage({ ns: NS, dir: "subscribe" }), { kind: "subscribe" });
+});
+
+test("the page cannot ask for promptReply or cancel through the relay", () => {
+  for (const method of ["promptReply", "cancel"]) {
+    assert.equal(judgeClientMessage({ type: "request", id: 1, method, params: {}, secure: true, origin: "https://a" }), null);
+  }
+  assert.ok(judgeClientMessage({ type: "request", id: 1, method: "getStatus", params: {}, secure: true, origin: "https://a" }));
+  assert.equal(judgeClientMessage({ type: "request", id: 1, method: "getStatus", params: {}, origin: "https://a" }), null);
+});
+
+test("prompt page messages need a long key and a bounded value", () => {
+  const key = "0123456789abcdef0123456789abcdef";
+  assert.deepEqual(judgePromptPageMessage({ type: "prompt:get", key }), { type: "prompt:get", key });
+  assert.equal(judgePromptPageMessage({ type: "prompt:get", key: "short" }), null);
+  assert.equal(judgePromptPageMessage({ type: "prompt:answer", key, value: "x".repeat(257) }), null);
+  assert.equal(judgePromptPageMessage({ type: "prompt:answer", key, value: { a: 1 } }), null);
+  assert.deepEqual(judgePromptPageMessage({ type: "prompt:answer", key, value: true }), { type: "prompt:answer", key, value: true });
+});
+
+test("policy: allowedOrigins list or null; prompt timeout clamped", () => {
+  assert.deepEqual(parsePolicy({}), { allowedOrigins: null, promptTimeoutMs: CONFIG.PROMPT_TIMEOUT_MS });
+  assert.deepEqual(parsePolicy({ allowedOrigins: ["https://a", 3], promptTimeoutSeconds: 60 }), { allowedOrigins: ["https://a"], promptTimeoutMs: 60_000 });
+  assert.equal(parsePolicy({ promptTimeoutSeconds: 1 }).promptTimeoutMs, CONFIG.PROMPT_TIMEOUT_MIN_MS);
+  assert.equal(parsePolicy({ promptTimeoutSeconds: 1e9 }).promptTimeoutMs, CONFIG.PROMPT_TIMEOUT_MAX_MS);
+  assert.equal(parsePolicy({ promptTimeoutSeconds: "60" }).promptTimeoutMs, CONFIG.PROMPT_TIMEOUT_MS);
+});
+
+test("prompt models: pin, role and consent data are checked before anything is shown", () => {
+  const base = { origin: "https://ehr.example", deadline: 0 };
+  assert.deepEqual(promptModel({ ...base, kind: "pin", data: { origin: "x", protectedPath: true, attemptsLeft: 2 } }), {
+    kind: "pin", origin: "https://ehr.example", protectedPath: true, attemptsLeft: 2,
+  });
+  assert.equal((promptModel({ ...base, kind: "pin", data: { attemptsLeft: "2" } }) as { attemptsLeft: unknown }).attemptsLeft, null);
+  assert.equal(promptModel({ ...base, kind: "role", data: { roles: [] } }), null);
+  assert.equal(promptModel({ ...base, kind: "role", data: { roles: [{ id: 3 }] } }), null);
+  const role = promptModel({ ...base, kind: "role", data: { roles: [{ id: "r1", org: "Leeds GP", orgCode: "B86001", name: "GP" }] } });
+  assert.equal(role?.kind, "role");
+  if (role?.kind === "role") assert.equal(roleLabel(role.roles[0]!), "GP — Leeds GP (B86001)");
+  const consent = promptModel({ ...base, kind: "consent", data: { origin: "x", description: "y".repeat(2000), count: 3, algorithm: "RS256" } });
+  assert.equal(consent?.kind, "consent");
+  if (consent?.kind === "consent") assert.equal(consent.description.length, MAX_DESCRIPTION);
+  assert.equal(promptModel({ ...base, kind: "consent", data: { count: 3, algorithm: "MD5" } }), null);
+  assert.equal(formatRemaining(61_000), "1:01");
+  assert.equal(formatRemaining(-5), "0:00");
+});

@@ -1,0 +1,118 @@
+"""A small Chrome DevTools Protocol client over one websocket (flattened sessions)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import queue
+import threading
+from typing import Any
+
+from websockets.sync.client import connect
+
+
+class CDPError(Exception):
+    pass
+
+
+class CDP:
+    def __init__(self, ws_url: str):
+        self._ws = connect(ws_url, max_size=None, open_timeout=10).__enter__()
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, queue.Queue[dict]] = {}
+        self._lock = threading.Lock()
+        self.events: queue.Queue[dict] = queue.Queue()
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+
+    def _pump(self) -> None:
+        try:
+            while True:
+                message = json.loads(self._ws.recv())
+                if "id" in message:
+                    with self._lock:
+                        box = self._waiting.pop(message["id"], None)
+                    if box is not None:
+                        box.put(message)
+                else:
+                    self.events.put(message)
+        except Exception:  # connection closed: waiters time out
+            pass
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30) -> dict:
+        msg_id = next(self._ids)
+        box: queue.Queue[dict] = queue.Queue()
+        with self._lock:
+            self._waiting[msg_id] = box
+        message: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        self._ws.send(json.dumps(message))
+        try:
+            reply = box.get(timeout=timeout)
+        except queue.Empty:
+            raise CDPError(f"{method}: no answer in {timeout} s") from None
+        if "error" in reply:
+            raise CDPError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+class Page:
+    """One tab, attached with a flattened session."""
+
+    def __init__(self, cdp: CDP, url: str | None, target_id: str | None = None):
+        self.cdp = cdp
+        self.target_id = target_id or cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = cdp.send("Target.attachToTarget", {"targetId": self.target_id, "flatten": True})["sessionId"]
+        if url is not None:
+            self.goto(url)
+
+    @classmethod
+    def attach(cls, cdp: CDP, target_id: str) -> "Page":
+        """An existing tab or window (e.g. one the extension opened)."""
+        return cls(cdp, None, target_id)
+
+    def type(self, text: str) -> None:
+        """Types into the focused element, as a keyboard would."""
+        self.cdp.send("Input.insertText", {"text": text}, self.session)
+
+    def press(self, key: str) -> None:
+        codes = {"Enter": 13, "Escape": 27, "Tab": 9, "ArrowDown": 40, "ArrowUp": 38, " ": 32}
+        base = {"key": key, "code": "Space" if key == " " else key, "windowsVirtualKeyCode": codes[key]}
+        down = dict(base, type="keyDown")
+        if key == "Enter":
+            down["text"] = "\r"
+        elif key == " ":
+            down["text"] = " "
+        self.cdp.send("Input.dispatchKeyEvent", down, self.session)
+        try:
+            self.cdp.send("Input.dispatchKeyEvent", dict(base, type="keyUp"), self.session, timeout=2)
+        except CDPError:  # the key closed the window (Enter or Escape on a prompt): fine
+            pass
+
+    def goto(self, url: str) -> None:
+        self.cdp.send("Page.navigate", {"url": url}, self.session)
+        self.evaluate(
+            "new Promise(r => document.readyState === 'complete' ? r() : addEventListener('load', () => r(), {once: true}))"
+        )
+
+    def evaluate(self, expression: str, timeout: float = 30) -> Any:
+        reply = self.cdp.send(
+            "Runtime.evaluate",
+            {"expression": expression, "awaitPromise": True, "returnByValue": True, "timeout": timeout * 1000},
+            self.session,
+            timeout=timeout + 5,
+        )
+        if "exceptionDetails" in reply:
+            raise CDPError(f"page threw: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    def close(self) -> None:
+        try:
+            self.cdp.send("Target.closeTarget", {"targetId": self.target_id})
+        except CDPError as exc:  # already closed
+            if "No target" not in str(exc):
+                raise
