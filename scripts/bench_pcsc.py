@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Benchmark: card removal -> ReaderMonitor callback, against a bare
+SCardGetStatusChange waiter in the same run (what pcscd itself can tell a
+client), median of N removals; plus how long ReaderMonitor.stop() takes.
+
+Runs a private pcscd with the vpcd reader and a virtual card (tests/support/
+pcsc.py), so it needs pcscd and vsmartcard-vpcd installed, nothing running.
+The removal instant is when the virtual card hangs up in answer to vpcd's
+presence poll, i.e. the moment pcscd can first know; both waiters are timed
+from it.
+
+    .venv/bin/python scripts/bench_pcsc.py [-n 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "host"))
+
+from support.pcsc import READER, VirtualCard, available, process_pcscd  # noqa: E402
+
+
+class BareWaiter:
+    """The least a client can do: one thread blocked in SCardGetStatusChange."""
+
+    def __init__(self, reader: str):
+        from smartcard import scard
+
+        self.scard = scard
+        self.reader = reader
+        self.removed: list[float] = []
+        self.inserted: list[float] = []
+        self._stop = False
+        hr, self.context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        assert hr == 0, scard.SCardGetErrorMessage(hr)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        scard = self.scard
+        hr, states = scard.SCardGetStatusChange(self.context, 0, [(self.reader, scard.SCARD_STATE_UNAWARE)])
+        state = states[0][1]
+        while not self._stop:
+            hr, states = scard.SCardGetStatusChange(self.context, scard.INFINITE, [(self.reader, state)])
+            now = time.monotonic()
+            if hr != 0:
+                continue
+            new = states[0][1]
+            was, present = bool(state & scard.SCARD_STATE_PRESENT), bool(new & scard.SCARD_STATE_PRESENT)
+            if was and not present:
+                self.removed.append(now)
+            elif present and not was:
+                self.inserted.append(now)
+            state = new & ~scard.SCARD_STATE_CHANGED
+
+    def close(self):
+        self._stop = True
+        while self.thread.is_alive():
+            self.scard.SCardCancel(self.context)
+            self.thread.join(0.01)
+        self.scard.SCardReleaseContext(self.context)
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit("bench_pcsc: an expected card event did not come within 5 s")
+        time.sleep(0.002)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=10, help="removals to time (default 10)")
+    args = parser.parse_args()
+    missing = available()
+    if missing:
+        print(f"bench_pcsc: {missing}", file=sys.stderr)
+        return 2
+
+    daemon = process_pcscd()
+    daemon.start()
+    try:
+        from cisbridge.card.pcsc import ReaderMonitor
+
+        monitor_removed: list[float] = []
+        monitor_inserted: list[float] = []
+
+        def on_event(kind, reader, atr):
+            now = time.monotonic()
+            if reader == READER:
+                (monitor_removed if kind == "cardRemoved" else monitor_inserted).append(now)
+
+        monitor = ReaderMonitor()
+        monitor.start(on_event)
+        monitor.wait_ready(5)
+        bare = BareWaiter(READER)
+        card = VirtualCard(daemon.vpcd["Virtual PCD"].port)
+
+        monitor_ms, bare_ms = [], []
+        for i in range(args.n):
+            card.insert()
+            wait_for(lambda: len(monitor_inserted) > i and len(bare.inserted) > i)
+            card.remove()
+            wait_for(lambda: len(monitor_removed) > i and len(bare.removed) > i)
+            monitor_ms.append((monitor_removed[i] - card.removed_at) * 1000)
+            bare_ms.append((bare.removed[i] - card.removed_at) * 1000)
+        bare.close()
+        monitor.stop()
+
+        stop_ms = []
+        for _ in range(args.n):
+            m = ReaderMonitor()
+            m.start()
+            m.wait_ready(5)
+            time.sleep(0.05)  # let it settle into SCardGetStatusChange
+            t = time.monotonic()
+            assert m.stop()
+            stop_ms.append((time.monotonic() - t) * 1000)
+    finally:
+        daemon.close()
+        shutil.rmtree(daemon.workdir, ignore_errors=True)
+
+    med_m, med_b = statistics.median(monitor_ms), statistics.median(bare_ms)
+    print(f"card removal -> callback, median of {args.n} (ms from the card leaving vpcd):")
+    print(f"  bare SCardGetStatusChange waiter: {med_b:7.2f}   (min {min(bare_ms):.2f}, max {max(bare_ms):.2f})")
+    print(f"  ReaderMonitor callback:           {med_m:7.2f}   (min {min(monitor_ms):.2f}, max {max(monitor_ms):.2f})")
+    print(f"  monitor - bare:                   {med_m - med_b:+7.2f}")
+    print(f"ReaderMonitor.stop(), median of {args.n}: {statistics.median(stop_ms):.2f} ms (max {max(stop_ms):.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
