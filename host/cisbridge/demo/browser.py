@@ -1,0 +1,152 @@
+"""Chromium with the extension and a private profile, driven over the DevTools protocol."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cisbridge.demo.parts import EXTENSION_ID
+
+PROMPT_URL = f"chrome-extension://{EXTENSION_ID}/prompt.html"
+
+
+class DemoError(Exception):
+    """A step of the demo did not happen; the message says what was seen."""
+
+
+class Chromium:
+    """One Chromium process with its own profile; ``cdp`` is the DevTools connection."""
+
+    def __init__(self, executable: str, profile: Path, extension: Path, cdp_module: Any, *,
+                 headless: bool, env: dict[str, str], log_file: Path, url: str = "about:blank"):
+        self.cdp_module = cdp_module
+        self.profile = profile
+        flags = [
+            f"--user-data-dir={profile}",
+            f"--load-extension={extension}", f"--disable-extensions-except={extension}",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", "--no-default-browser-check", "--disable-quic",
+            "--remote-debugging-port=0", "--window-size=1180,760",
+        ]
+        if headless:
+            flags += ["--headless=new", "--disable-gpu"]
+        if os.geteuid() == 0:
+            flags.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+        with open(log_file, "wb") as log:
+            self.proc = subprocess.Popen(
+                [executable, *flags, url], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env=env, start_new_session=True,
+            )
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
+            if self.proc.poll() is not None:
+                raise DemoError(f"Chromium exited at start (code {self.proc.returncode}); see {log_file}")
+            if time.monotonic() > deadline:
+                raise DemoError(f"Chromium did not start in 30 s; see {log_file}")
+            time.sleep(0.03)
+        port, path = port_file.read_text().splitlines()[:2]
+        self.cdp = cdp_module.CDP(f"ws://127.0.0.1:{port}{path}")
+
+    # --------------------------------------------------------------- targets
+
+    def open(self, url: str):
+        return self.cdp_module.Page(self.cdp, url)
+
+    def attach(self, target_id: str):
+        return self.cdp_module.Page.attach(self.cdp, target_id)
+
+    def page_targets(self) -> list[dict]:
+        return [t for t in self.cdp.send("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+
+    def prompt_targets(self) -> list[dict]:
+        return [t for t in self.page_targets() if t["url"].startswith(PROMPT_URL)]
+
+    def wait_prompt(self, kind: str, seen: set[str], timeout: float):
+        """The extension's next prompt window of ``kind`` (pin, role, consent), loaded and attached."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fresh = [t for t in self.prompt_targets() if t["targetId"] not in seen]
+            if fresh:
+                window = self.attach(fresh[0]["targetId"])
+                seen.add(fresh[0]["targetId"])
+                while time.monotonic() < deadline:
+                    try:  # the window may still be loading prompt.html
+                        shown = window.evaluate(f"!document.getElementById({json.dumps(kind)})?.hidden "
+                                                "&& !!document.getElementById('origin')?.textContent")
+                        if shown:
+                            return window
+                    except self.cdp_module.CDPError:
+                        pass
+                    time.sleep(0.02)
+            time.sleep(0.02)
+        raise DemoError(f"no {kind} prompt window opened within {timeout:.0f} s")
+
+    # ------------------------------------------------------------------ input
+
+    def click(self, page, selector: str, closes: bool = False) -> None:
+        """A left click in the middle of the element, as a mouse would.
+
+        ``closes``: the click closes its window (a prompt's button), so the
+        browser never acknowledges the release; it is sent without waiting."""
+        point = page.evaluate(
+            "(() => { const e = document.querySelector(%s); if (!e) return null;"
+            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()" % json.dumps(selector)
+        )
+        if point is None:
+            raise DemoError(f"nothing to click: {selector} is not in {page.evaluate('location.href')}")
+        x, y = point
+        self.cdp.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "none"}, page.session)
+        self.cdp.send("Input.dispatchMouseEvent",
+                      {"type": "mousePressed", "x": x, "y": y, "button": "left", "clickCount": 1}, page.session)
+        release = {"type": "mouseReleased", "x": x, "y": y, "button": "left", "clickCount": 1}
+        if not closes:
+            self.cdp.send("Input.dispatchMouseEvent", release, page.session)
+            return
+
+        def send() -> None:
+            with contextlib.suppress(self.cdp_module.CDPError):
+                self.cdp.send("Input.dispatchMouseEvent", release, page.session, timeout=5)
+
+        threading.Thread(target=send, name="demo-click", daemon=True).start()
+
+    def type(self, page, text: str) -> None:
+        """Types into the focused element, as a keyboard would."""
+        self.cdp.send("Input.insertText", {"text": text}, page.session)
+
+    def screenshot(self, page, path: Path) -> Path:
+        data = self.cdp.send("Page.captureScreenshot", {"format": "png"}, page.session)["data"]
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    # ---------------------------------------------------------------- closing
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        try:
+            self.cdp.send("Browser.close", timeout=3)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        try:
+            self.cdp.close()
+        except Exception:
+            pass
