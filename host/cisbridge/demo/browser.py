@@ -70,10 +70,13 @@ class Chromium:
     def prompt_targets(self) -> list[dict]:
         return [t for t in self.page_targets() if t["url"].startswith(PROMPT_URL)]
 
-    def wait_prompt(self, kind: str, seen: set[str], timeout: float):
-        """The extension's next prompt window of ``kind`` (pin, role, consent), loaded and attached."""
+    def wait_prompt(self, kind: str, seen: set[str], timeout: float, unless=None):
+        """The extension's next prompt window of ``kind`` (pin, role, consent), loaded and attached;
+        None if ``unless()`` comes true first (the flow went on without this prompt)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if unless is not None and unless():
+                return None
             fresh = [t for t in self.prompt_targets() if t["targetId"] not in seen]
             if fresh:
                 window = self.attach(fresh[0]["targetId"])
@@ -123,8 +126,16 @@ class Chromium:
         """Types into the focused element, as a keyboard would."""
         self.cdp.send("Input.insertText", {"text": text}, page.session)
 
-    def screenshot(self, page, path: Path) -> Path:
-        data = self.cdp.send("Page.captureScreenshot", {"format": "png"}, page.session)["data"]
+    def screenshot(self, page, path: Path, width: int | None = None) -> Path:
+        """A PNG of the whole document; ``width`` lays it out at that width first
+        (the prompt windows are 440 px wide on a desktop, wider in headless)."""
+        if width is not None:
+            self.cdp.send("Emulation.setDeviceMetricsOverride",
+                          {"width": width, "height": 200, "deviceScaleFactor": 1, "mobile": False}, page.session)
+        size = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        clip = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 2000), "scale": 1}
+        data = self.cdp.send("Page.captureScreenshot",
+                             {"format": "png", "clip": clip, "captureBeyondViewport": True}, page.session)["data"]
         path.write_bytes(base64.b64decode(data))
         return path
 

@@ -16,7 +16,9 @@ from typing import Any, Callable
 from cisbridge.demo import parts
 from cisbridge.demo.browser import Chromium, DemoError
 
-OK, FAIL, SKIP = "✓", "✗", "–"
+OK, FAIL = "✓", "✗"
+#: the prompt windows' width on a desktop (the extension's PROMPT_WIDTH)
+PROMPT_WIDTH = 440
 
 
 def ms(seconds: float) -> str:
@@ -44,9 +46,9 @@ class Demo:
     def note(self, text: str) -> None:
         self.out(f"  {text}", flush=True)
 
-    def shot(self, page, name: str) -> None:
+    def shot(self, page, name: str, width: int | None = None) -> None:
         assert self.chromium is not None
-        path = self.chromium.screenshot(page, self.shots_dir / f"{len(self.shots) + 1:02d}-{name}.png")
+        path = self.chromium.screenshot(page, self.shots_dir / f"{len(self.shots) + 1:02d}-{name}.png", width)
         self.shots.append(path)
 
     # ---------------------------------------------------------------- setup
@@ -190,6 +192,9 @@ class Demo:
 
         page = None
 
+        def page_state() -> str:
+            return page.evaluate("document.body.dataset.state")
+
         def open_page() -> tuple[str, float]:
             nonlocal page
             t = time.perf_counter()
@@ -197,10 +202,13 @@ class Demo:
             state = self.wait_state(page, {"ready", "no-extension"}, timeout)
             if state != "ready":
                 raise DemoError(page.evaluate("document.getElementById('message').textContent"))
-            host = page.evaluate("document.getElementById('st-host').textContent")
             seconds = time.perf_counter() - t
+            host = page.evaluate("document.getElementById('st-host').textContent")
+            status_ms = page.evaluate("document.body.dataset.firstStatusMs")
+            reader = page.evaluate("document.getElementById('st-reader').textContent")
             self.shot(page, "page-ready")
-            return f"page loaded, extension ready, getStatus answered by {host}", seconds
+            return (f"page loaded, extension ready, first getStatus answered by {host} in {status_ms} ms "
+                    f"(starts the host); reader: {reader}"), seconds
 
         def log_in() -> tuple[str, float]:
             t = time.perf_counter()
@@ -208,25 +216,30 @@ class Demo:
             window = chromium.wait_prompt("pin", seen, timeout)
             chromium.type(window, pin)  # the passcode field has the focus
             shot_at = time.perf_counter()
-            self.shot(window, "prompt-passcode")
+            self.shot(window, "prompt-passcode", PROMPT_WIDTH)
             paused = time.perf_counter() - shot_at
             chromium.click(window, "#pin-submit", closes=True)
-            window = chromium.wait_prompt("role", seen, timeout)
-            roles = window.evaluate("[...document.querySelectorAll('.role-option')].map(l => l.textContent.trim())")
-            if not roles:
-                raise DemoError("the role window lists no roles")
-            chromium.click(window, ".role-option")
-            shot_at = time.perf_counter()
-            self.shot(window, "prompt-role")
-            paused += time.perf_counter() - shot_at
-            chromium.click(window, "#role button[type=submit]", closes=True)
+            # A card holder with one role is not asked to choose.
+            window = chromium.wait_prompt("role", seen, timeout,
+                                          unless=lambda: page_state() in ("logged-in", "ready"))
+            roles = []
+            if window is not None:
+                roles = window.evaluate("[...document.querySelectorAll('.role-option')].map(l => l.textContent.trim())")
+                if not roles:
+                    raise DemoError("the role window lists no roles")
+                chromium.click(window, ".role-option")
+                shot_at = time.perf_counter()
+                self.shot(window, "prompt-role", PROMPT_WIDTH)
+                paused += time.perf_counter() - shot_at
+                chromium.click(window, "#role button[type=submit]", closes=True)
             self.wait_state(page, {"logged-in", "ready"}, timeout)
             seconds = time.perf_counter() - t - paused
             if page.evaluate("document.body.dataset.state") != "logged-in":
                 raise DemoError(page.evaluate("document.getElementById('message').textContent"))
             who = page.evaluate("document.getElementById('who').textContent")
             self.shot(page, "page-logged-in")
-            return (f"passcode prompt answered, role chosen ({len(roles)} offered), "
+            chose = f"role chosen ({len(roles)} offered)" if roles else "the only role taken without asking"
+            return (f"passcode prompt answered, {chose}, "
                     f"ticket validated by the back end: {who}"), seconds
 
         def sign() -> tuple[str, float]:
@@ -235,7 +248,7 @@ class Demo:
             window = chromium.wait_prompt("consent", seen, timeout)
             count = window.evaluate("document.getElementById('consent-count').textContent")
             shot_at = time.perf_counter()
-            self.shot(window, "prompt-consent")
+            self.shot(window, "prompt-consent", PROMPT_WIDTH)
             paused = time.perf_counter() - shot_at
             chromium.click(window, "#consent button[type=submit]", closes=True)
             window = chromium.wait_prompt("pin", seen, timeout)
