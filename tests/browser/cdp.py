@@ -87,11 +87,19 @@ class Page:
             down["text"] = "\r"
         elif key == " ":
             down["text"] = " "
-        self.cdp.send("Input.dispatchKeyEvent", down, self.session)
-        try:
-            self.cdp.send("Input.dispatchKeyEvent", dict(base, type="keyUp"), self.session, timeout=2)
-        except CDPError:  # the key closed the window (Enter or Escape on a prompt): fine
-            pass
+        # A key may close the window (Enter or Escape on a prompt); the browser
+        # then may never acknowledge it, which is fine once the window is gone.
+        for event in (down, dict(base, type="keyUp")):
+            try:
+                self.cdp.send("Input.dispatchKeyEvent", event, self.session, timeout=3)
+            except CDPError:
+                if self.alive():
+                    raise
+                return
+
+    def alive(self) -> bool:
+        targets = self.cdp.send("Target.getTargets")["targetInfos"]
+        return any(t["targetId"] == self.target_id for t in targets)
 
     def goto(self, url: str) -> None:
         self.cdp.send("Page.navigate", {"url": url}, self.session)

@@ -31,13 +31,23 @@ HOST_NAME = "org.cisbridge.host"
 PAGE = b"<!doctype html><html lang=en><title>EHR test page</title><p>cisbridge browser test</p></html>"
 
 
+#: A page that calls cisAuth.getStatus() as soon as it loads and tells its parent the outcome (for frame tests).
+PROBE = (
+    b"<!doctype html><html lang=en><title>probe</title><script>"
+    b"window.cisAuth.getStatus().then(v => parent.postMessage({ok: true, origin: location.origin}, '*'),"
+    b" e => parent.postMessage({ok: false, code: e.code, origin: location.origin}, '*'));"
+    b"</script></html>"
+)
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
+        body = PROBE if self.path.startswith("/probe") else PAGE
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(PAGE)
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
@@ -55,7 +65,7 @@ def site():
 
 
 class Browser:
-    def __init__(self, workdir: Path, config: str | None, host_script: Path | None = None):
+    def __init__(self, workdir: Path, config: str | None, host_script: Path | None = None, host_env: dict[str, str] | None = None):
         if not (DIST / "manifest.json").is_file():
             pytest.fail("extension/dist is missing: run `npm run build` in extension/ (scripts/setup does)")
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
@@ -63,7 +73,7 @@ class Browser:
         self.profile = workdir / "profile"
         self.pid_file = workdir / "host.pids"
         if config is not None:
-            self._install_host(config, host_script)
+            self._install_host(config, host_script, host_env or {})
         env = dict(os.environ, HOME=str(workdir / "home"))
         self.proc = subprocess.Popen(
             [
@@ -87,7 +97,7 @@ class Browser:
         port, path = port_file.read_text().splitlines()[:2]
         self.cdp = CDP(f"ws://127.0.0.1:{port}{path}")
 
-    def _install_host(self, config: str, host_script: Path | None) -> None:
+    def _install_host(self, config: str, host_script: Path | None, host_env: dict[str, str]) -> None:
         config_path = self.workdir / "config.toml"
         config_path.write_text(config)
         launcher = self.workdir / "cisbridge-host"
@@ -95,6 +105,7 @@ class Browser:
             "#!/bin/sh\n"
             f"echo $$ >> '{self.pid_file}'\n"
             f"export CISBRIDGE_CONFIG='{config_path}' CISBRIDGE_LOG_DIR='{self.workdir / 'host-log'}'\n"
+            + "".join(f"export {name}='{value}'\n" for name, value in host_env.items())
             + (f"exec '{sys.executable}' '{host_script}' \"$@\"\n" if host_script
                else f"exec '{sys.executable}' -m cisbridge host \"$@\"\n")
         )

@@ -95,3 +95,30 @@ def test_requests_work_again_after_the_host_exits(browser, site):
     outcome = call(page, "getStatus()")
     assert outcome["ok"], outcome
     assert [p for p in browser.host_pids() if pid_alive(p)] != pids
+
+
+def frame_outcome(page, src: str, sandbox: str | None = None) -> dict:
+    """Embeds `src` (a probe page) in an iframe and returns what its cisAuth call gave."""
+    return page.evaluate(
+        "new Promise(resolve => {"
+        "  addEventListener('message', e => resolve(e.data), {once: true});"
+        "  const frame = document.createElement('iframe');"
+        f"  frame.src = {json.dumps(src)};"
+        + (f"  frame.sandbox = {json.dumps(sandbox)};" if sandbox is not None else "")
+        +
+        "  document.body.append(frame);"
+        "})"
+    )
+
+
+def test_frames_are_judged_by_their_own_origin(browser, site):
+    allowed_page = browser.open(site["allowed"] + "/")
+    # An allowed page does not lend the card to a frame of another origin ...
+    assert frame_outcome(allowed_page, site["other"] + "/probe") == {"ok": False, "code": "ORIGIN_NOT_ALLOWED", "origin": site["other"]}
+    # ... and an allowed origin framed by another page is still itself.
+    other_page = browser.open(site["other"] + "/")
+    assert frame_outcome(other_page, site["allowed"] + "/probe") == {"ok": True, "origin": site["allowed"]}
+    # A sandboxed frame has an opaque origin, whatever its URL.
+    sandboxed = frame_outcome(allowed_page, site["allowed"] + "/probe", sandbox="allow-scripts")
+    assert (sandboxed["ok"], sandboxed["code"]) == (False, "ORIGIN_NOT_ALLOWED")
+    assert browser.prompt_windows() == []

@@ -161,6 +161,7 @@ class GasAgent(Agent):
         from cisbridge.spine import gpobject
 
         base = self._base_url()
+        phases = _Phases()
         log_session_id = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(10))
         device_id = f"cisbridge-{secrets.token_hex(4)},ClientIP=127.0.0.1"
         activate = await self._exchange(
@@ -184,10 +185,13 @@ class GasAgent(Agent):
         except gpobject.GpObjectError as exc:
             raise _unreadable(str(exc)) from None
         reply_url = self._same_origin(activate.get("reply_url"), base + "/login/authvalidate")
+        phases.mark("activate")
 
         signature, certificate = await sign_challenge(ctx, challenge)
+        phases.mark("passcode and card signature")
         uid = _card_uid(certificate)
         cms = await ctx.run_blocking(_signed_data, challenge, certificate, signature)
+        phases.mark("CMS")
 
         validate = await self._exchange(
             ctx,
@@ -216,6 +220,7 @@ class GasAgent(Agent):
             maximum = float(validate.get("sso_max_session_time") or 43200)
         except (gpobject.GpObjectError, ValueError) as exc:
             raise _unreadable(str(exc)) from None
+        phases.mark("validate")
         now = time.monotonic()
         live = _Live(
             ticket=ticket,
@@ -241,13 +246,17 @@ class GasAgent(Agent):
             if len(roles) == 1:
                 live.role = roles[0]
             else:
+                phases.mark("-")
                 chosen = await ctx.prompt("role", RolePromptData(roles=roles))
                 live.role = next(r for r in roles if r.id == chosen)
+                phases.mark("role prompt")
             await self._select_role(ctx, base, live)
+            phases.mark("role selection")
         except BaseException:
             # Do not leave a half-made session open at GAS.
             asyncio.ensure_future(self._logout_quietly(live))
             raise
+        log.info("login phases (ms): %s", phases)
         return live
 
     async def _select_role(self, ctx, base: str, live: _Live) -> None:
@@ -389,6 +398,23 @@ class GasAgent(Agent):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+class _Phases:
+    """How long each step of a login took, for the log and the benchmark."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.spent: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        if name != "-":
+            self.spent.append((name, (now - self.last) * 1000))
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {ms:.1f}" for name, ms in self.spent)
 
 
 def _signed_data(challenge: bytes, certificate: bytes, signature: bytes) -> bytes:
