@@ -2,6 +2,8 @@
 """Benchmark: card removal -> ReaderMonitor callback, against a bare
 SCardGetStatusChange waiter in the same run (what pcscd itself can tell a
 client), median of N removals; plus how long ReaderMonitor.stop() takes.
+With --host: card removal -> the cardRemoved frame on the real host's stdout
+(issue #3's goal: at most the bare waiter + 50 ms).
 
 Runs a private pcscd with the vpcd reader and a virtual card (tests/support/
 pcsc.py), so it needs pcscd and vsmartcard-vpcd installed, nothing running.
@@ -9,7 +11,7 @@ The removal instant is when the virtual card hangs up in answer to vpcd's
 presence poll, i.e. the moment pcscd can first know; both waiters are timed
 from it.
 
-    .venv/bin/python scripts/bench_pcsc.py [-n 10]
+    .venv/bin/python scripts/bench_pcsc.py [-n 10] [--host]
 """
 
 from __future__ import annotations
@@ -78,9 +80,66 @@ def wait_for(predicate, timeout=5.0):
         time.sleep(0.002)
 
 
+def bench_host(daemon, n: int) -> int:
+    """Removal -> cardRemoved frame read from the host's stdout."""
+    import tempfile
+
+    from hostclient import Host
+
+    class TimedHost(Host):
+        def _pump(self):  # the frame reader, stamping when each frame arrived
+            import json
+
+            out = self.proc.stdout
+            while True:
+                head = out.read(4)
+                if len(head) < 4:
+                    from hostclient import HostClosed
+
+                    self._frames.put(HostClosed(head))
+                    return
+                body = out.read(int.from_bytes(head, sys.byteorder))
+                now = time.monotonic()
+                frame = json.loads(body)
+                frame["_t"] = now
+                self._frames.put(frame)
+
+    workdir = Path(tempfile.mkdtemp(prefix="cisbridge-bench-host-"))
+    host = TimedHost(workdir, env={"PCSCLITE_CSOCK_NAME": daemon.socket_path})
+    bare = BareWaiter(READER)
+    card = VirtualCard(daemon.vpcd["Virtual PCD"].port)
+    host_ms, bare_ms = [], []
+    try:
+        for i in range(n):
+            card.insert()
+            try:
+                host.event("cardInserted", timeout=5)
+            except TimeoutError:
+                print("bench_pcsc: the host sent no cardInserted event: is the reader monitor wired in?",
+                      file=sys.stderr)
+                return 1
+            wait_for(lambda: len(bare.inserted) > i)
+            card.remove()
+            frame = host.event("cardRemoved", timeout=5)
+            wait_for(lambda: len(bare.removed) > i)
+            host_ms.append((frame["_t"] - card.removed_at) * 1000)
+            bare_ms.append((bare.removed[i] - card.removed_at) * 1000)
+    finally:
+        bare.close()
+        host.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    med_h, med_b = statistics.median(host_ms), statistics.median(bare_ms)
+    print(f"card removal -> cardRemoved frame on the host's stdout, median of {n} (ms from the card leaving vpcd):")
+    print(f"  bare SCardGetStatusChange waiter: {med_b:7.2f}   (min {min(bare_ms):.2f}, max {max(bare_ms):.2f})")
+    print(f"  host frame:                       {med_h:7.2f}   (min {min(host_ms):.2f}, max {max(host_ms):.2f})")
+    print(f"  host - bare:                      {med_h - med_b:+7.2f}   (goal: <= +50)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10, help="removals to time (default 10)")
+    parser.add_argument("--host", action="store_true", help="time the cardRemoved frame of the real host instead")
     args = parser.parse_args()
     missing = available()
     if missing:
@@ -89,6 +148,8 @@ def main() -> int:
 
     daemon = process_pcscd()
     daemon.start()
+    if args.host:
+        return bench_host(daemon, args.n)  # the daemon goes at exit
     try:
         from cisbridge.card.pcsc import ReaderMonitor
 
@@ -127,8 +188,7 @@ def main() -> int:
             assert m.stop()
             stop_ms.append((time.monotonic() - t) * 1000)
     finally:
-        daemon.close()
-        shutil.rmtree(daemon.workdir, ignore_errors=True)
+        daemon.stop()
 
     med_m, med_b = statistics.median(monitor_ms), statistics.median(bare_ms)
     print(f"card removal -> callback, median of {args.n} (ms from the card leaving vpcd):")

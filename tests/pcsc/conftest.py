@@ -3,7 +3,6 @@ virtual cards to insert into it (tests/support/pcsc.py does the work)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,22 +23,12 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=_MISSING))
 
 
-@pytest.fixture(scope="session")
-def _pcscd_session():
-    yield _DAEMON
-    if _DAEMON is not None:
-        _DAEMON.close()
-        shutil.rmtree(_DAEMON.workdir, ignore_errors=True)
-
-
 @pytest.fixture
-def pcscd(_pcscd_session):
+def pcscd():
     """The private pcscd, running (tests may stop or kill it; the next test
-    gets it running again)."""
-    _pcscd_session.start()
-    yield _pcscd_session
-    if not _pcscd_session.running:
-        _pcscd_session.start()
+    starts it again).  Stopped when the test process exits."""
+    _DAEMON.start()
+    return _DAEMON
 
 
 @pytest.fixture

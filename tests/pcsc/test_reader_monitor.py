@@ -71,7 +71,7 @@ def test_a_card_already_in_the_reader_at_start_is_state_not_an_event(pcscd, even
         monitor.stop()
 
 
-def test_a_card_pulled_and_put_back_between_two_looks_is_reported_as_both(monitor, events, card):
+def test_a_card_pulled_and_put_back_at_once_is_reported_as_both(monitor, events, card):
     card.insert()
     assert events.next() == ("cardInserted", READER, ATR)
     card.remove()
@@ -333,3 +333,34 @@ def test_without_pyscard_status_says_so_and_nothing_raises():
     assert lines[1].startswith("unavailable: pyscard is not installed") and lines[1].endswith(" [] False")
     assert lines[2] == "True"
     assert out.stderr == ""
+
+
+def test_card_events_reach_the_event_loop_as_wire_data(pcscd, card):
+    import asyncio
+
+    from cisbridge.card.pcsc import card_events_to
+    from cisbridge.protocol import CardEventData
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        emitted: asyncio.Queue = asyncio.Queue()
+
+        def emit(event, data):  # runs on the loop, like Service.emit
+            assert asyncio.get_running_loop() is loop
+            emitted.put_nowait((event, data))
+
+        monitor = ReaderMonitor()
+        monitor.start(card_events_to(loop, emit))
+        try:
+            await loop.run_in_executor(None, monitor.wait_ready, 5)
+            await loop.run_in_executor(None, card.insert)
+            first = await asyncio.wait_for(emitted.get(), 5)
+            await loop.run_in_executor(None, card.remove)
+            second = await asyncio.wait_for(emitted.get(), 5)
+        finally:
+            assert monitor.stop()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert first == ("cardInserted", CardEventData(reader=READER, atr=ATR))
+    assert second == ("cardRemoved", CardEventData(reader=READER, atr=ATR))

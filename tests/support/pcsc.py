@@ -96,7 +96,7 @@ class PrivatePcscd:
     and the reader configs stay the same across restarts.
     """
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *, log_level: str = "--info"):
         self.workdir = Path(workdir)
         self.confdir = self.workdir / "reader.conf.d"
         self.confdir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +105,7 @@ class PrivatePcscd:
         self.proc: subprocess.Popen | None = None
         self._listener: socket.socket | None = None
         self.vpcd: dict[str, VpcdReader] = {}
+        self.log_level = log_level  # pcscd option: --debug, --info, --error
 
     # -- readers ------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class PrivatePcscd:
         log.flush()
         try:
             self.proc = subprocess.Popen(
-                ["/bin/bash", "-c", script, PCSCD, "--foreground", "--info", "--config", str(self.confdir)],
+                ["/bin/bash", "-c", script, PCSCD, "--foreground", self.log_level, "--config", str(self.confdir)],
                 pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         finally:
@@ -244,11 +245,12 @@ class VirtualCard:
     answers every APDU with ``apdu_reply`` (by default 6D00, "instruction not
     supported"), or with ``handler(apdu)`` when one is given.
 
-    vpcd quirk: a new connection that is waiting when vpcd finds the old one
-    gone silently takes its place, and pcscd never sees the card leave.  So
-    :meth:`remove` hangs up in answer to vpcd's next poll and returns once
-    vpcd has seen the card gone; inserting again right after is then seen as
-    a removal and an insertion, as with a real card.
+    vpcd quirk: a new connection waiting when vpcd finds the old one gone
+    (even one arriving during that very poll) silently takes its place, and
+    pcscd never sees the card leave.  So :meth:`remove` hangs up in answer to
+    vpcd's next presence poll (a lone ATR request), then lets that poll end;
+    inserting again right after is then seen as a removal and an insertion,
+    as with a real card.
     """
 
     def __init__(self, port: int, atr: bytes = DEFAULT_ATR, *, handler=None, apdu_reply: bytes = b"\x6d\x00"):
@@ -288,14 +290,21 @@ class VirtualCard:
         self._thread = threading.Thread(target=self._serve, args=(sock,), name=f"vicc:{self.port}", daemon=True)
         self._thread.start()
 
-    def remove(self, timeout: float = 2.0) -> None:
+    def remove(self, timeout: float = 2.0, settle: float = 0.1) -> None:
         """Pull the card: hang up at vpcd's next poll (pcscd polls every
-        400 ms), or after ``timeout`` s if vpcd does not poll (pcscd gone)."""
+        400 ms), or after ``timeout`` s if vpcd does not poll (pcscd gone).
+
+        Then wait ``settle`` s: vpcd accepts a waiting connection within the
+        very poll that found the card gone, so an insert() right away would
+        be a silent swap.
+        """
         sock = self._sock
         if sock is None:
             return
         self._pull.set()
-        if not self._pulled.wait(timeout):
+        if self._pulled.wait(timeout):
+            time.sleep(settle)
+        else:
             self.removed_at = time.monotonic()
         self._sock = None
         try:
@@ -309,18 +318,11 @@ class VirtualCard:
         self.powered = False
 
     def _serve(self, sock: socket.socket) -> None:
+        after_power = False  # the ATR request after a power on/off/reset is part of it
         try:
             while True:
                 head = _recv_exact(sock, 2)
                 if head is None:
-                    return
-                if self._pull.is_set():
-                    self.removed_at = time.monotonic()
-                    self._pulled.set()
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                     return
                 (length,) = struct.unpack(">H", head)
                 body = _recv_exact(sock, length) if length else b""
@@ -329,12 +331,24 @@ class VirtualCard:
                 if length == 1:
                     ctrl = body[0]
                     if ctrl == _CTRL_ATR:
+                        # A lone ATR request is vpcd's presence poll: hang up
+                        # on it to be pulled.  The one that completes a power
+                        # on/off/reset is not a poll, so answer it.
+                        if self._pull.is_set() and not after_power:
+                            self.removed_at = time.monotonic()
+                            self._pulled.set()
+                            try:
+                                sock.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+                            return
                         sock.sendall(struct.pack(">H", len(self.atr)) + self.atr)
-                    elif ctrl in (_CTRL_ON, _CTRL_RESET):
-                        self.powered = True
-                    elif ctrl == _CTRL_OFF:
-                        self.powered = False
+                        after_power = False
+                    elif ctrl in (_CTRL_ON, _CTRL_RESET, _CTRL_OFF):
+                        self.powered = ctrl != _CTRL_OFF
+                        after_power = True
                     continue
+                after_power = False
                 self.apdus.append(body)
                 reply = self.handler(body)
                 sock.sendall(struct.pack(">H", len(reply)) + reply)
@@ -369,17 +383,27 @@ def process_pcscd(workdir: Path | None = None) -> PrivatePcscd:
     One per process because libpcsclite reads ``PCSCLITE_CSOCK_NAME`` once per
     process: this sets it (before any PC/SC call must have happened) and every
     in-process PC/SC client then talks to this daemon.  Not started yet: call
-    ``start()`` (again after ``stop()``/``kill()``), ``close()`` at the end.
+    ``start()`` (again after ``stop()``/``kill()``); it is stopped and its
+    directory removed when the process exits.
     """
     global _process_pcscd
     if _process_pcscd is None:
+        import atexit
         import tempfile
 
+        owned = workdir is None
         workdir = Path(workdir or tempfile.mkdtemp(prefix="cisbridge-pcscd-"))
         daemon = PrivatePcscd(workdir)
         daemon.add_vpcd("Virtual PCD")
         os.environ["PCSCLITE_CSOCK_NAME"] = daemon.socket_path
         _process_pcscd = daemon
+
+        def cleanup() -> None:
+            daemon.close()
+            if owned:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+        atexit.register(cleanup)
     return _process_pcscd
 
 

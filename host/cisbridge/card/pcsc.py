@@ -435,6 +435,33 @@ def _departures(info: ReaderInfo) -> list[tuple[str, str, str | None]]:
     return events
 
 
+def card_events_to(loop, emit) -> EventCallback:
+    """A listener that passes card events to ``emit(event_name, CardEventData)``
+    on the asyncio ``loop`` (the service's ``emit`` writes frames, so it must
+    run there, not on the monitor's thread).  Reader events are not wire
+    events and are left out.
+
+    Wiring, in the host::
+
+        monitor = ReaderMonitor()
+        monitor.start(card_events_to(asyncio.get_running_loop(), service.emit))
+        service.monitor = monitor          # getStatus reads readers()/status()
+        ...
+        monitor.stop()                     # before the loop closes
+    """
+    from cisbridge.protocol import CardEventData
+
+    def listener(kind: str, reader: str, atr: str | None) -> None:
+        if kind not in (CARD_INSERTED, CARD_REMOVED):
+            return
+        try:
+            loop.call_soon_threadsafe(emit, kind, CardEventData(reader=reader, atr=atr))
+        except RuntimeError:
+            pass  # the loop is closed: the host is shutting down
+
+    return listener
+
+
 def list_readers() -> Snapshot:
     """One look at PC/SC, for ``cisbridge doctor``: never raises for a missing
     service or library, the reason is in ``status``."""
