@@ -17,7 +17,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import CHROME_ID, HOST, REPO
+from installenv import CHROME_ID, HOST, REPO
 
 pytestmark = pytest.mark.browser
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 
-import pytest
-from conftest import CHROME_ID, FIREFOX_ID, HOST, failures
+from installenv import CHROME_ID, FIREFOX_ID, HOST, failures
 
 CHROMIUM_MANIFEST = ".config/chromium/NativeMessagingHosts/" + HOST + ".json"
 

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from installenv import REPO
 
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 ORIGINS = 'allowed_origins = ["https://ehr.example.nhs.uk"]\n'

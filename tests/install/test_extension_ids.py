@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 
-from conftest import CHROME_ID, FIREFOX_ID, HOST
+from installenv import CHROME_ID, FIREFOX_ID, HOST
 
 TRUST_ID = "c" * 32
 

@@ -8,7 +8,7 @@ import stat
 import subprocess
 
 import pytest
-from conftest import CHROME_ID, FIREFOX_ID, HOST, tree
+from installenv import CHROME_ID, FIREFOX_ID, HOST, tree
 
 USER_DIRS = {
     "chrome": [".config/google-chrome/NativeMessagingHosts", ".config/google-chrome-beta/NativeMessagingHosts",

@@ -7,10 +7,10 @@ a fake root that is ``FileRegistry``, which records each write.
 from __future__ import annotations
 
 import json
-from pathlib import Path, PureWindowsPath
+from pathlib import PureWindowsPath
 
 import pytest
-from conftest import CHROME_ID, FIREFOX_ID, HOST, tree
+from installenv import CHROME_ID, FIREFOX_ID, HOST, tree
 
 from cisbridge.install import installer
 from cisbridge.install.system import FileRegistry, System

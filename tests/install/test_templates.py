@@ -7,7 +7,7 @@ import plistlib
 import subprocess
 import sys
 
-from conftest import CHROME_ID, FIREFOX_ID, HOST, REPO
+from installenv import CHROME_ID, FIREFOX_ID, HOST, REPO
 
 from cisbridge.install import manifests
 
@@ -64,7 +64,7 @@ def test_reg_file_is_utf16_with_list_subkeys():
         key = f"[HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\{vendor}\\3rdparty\\extensions\\{CHROME_ID}\\policy\\allowedOrigins]"
         assert f'{key}\r\n"1"="{manifests.EXAMPLE_ORIGIN}"' in text
     # ExtensionSettings is JSON in a string value; it must survive .reg escaping.
-    line = next(l for l in text.splitlines() if l.startswith('"ExtensionSettings"='))
+    line = next(x for x in text.splitlines() if x.startswith('"ExtensionSettings"='))
     value = line.split("=", 1)[1][1:-1].replace('\\"', '"').replace("\\\\", "\\")
     assert json.loads(value)[CHROME_ID]["installation_mode"] == "force_installed"
 

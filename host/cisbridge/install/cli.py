@@ -27,8 +27,11 @@ def add_common(parser: argparse.ArgumentParser, verb: str) -> None:
                        help=f"{verb} for every user of this computer (needs administrator rights)")
     parser.add_argument("--profile-dir", metavar="DIR",
                         help="only this Chromium profile (--user-data-dir): its NativeMessagingHosts/ directory")
-    parser.add_argument("--root", metavar="DIR", help=argparse.SUPPRESS)  # fake filesystem root (tests, staging)
-    parser.add_argument("--platform", choices=PLATFORMS, help=argparse.SUPPRESS)  # with --root
+    parser.add_argument("--root", metavar="DIR",
+                        help="write under DIR as if it were / (staging a package; tests). Windows registry "
+                             "keys then go to DIR/registry.json")
+    parser.add_argument("--platform", choices=PLATFORMS,
+                        help="lay out files for this OS instead of this machine's (needs --root)")
     parser.set_defaults(scope="user")
 
 

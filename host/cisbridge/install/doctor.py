@@ -63,8 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="check only this browser (default: installed browsers and what install recorded)")
     parser.add_argument("--profile-dir", metavar="DIR", help="also check this Chromium profile's NativeMessagingHosts/")
     parser.add_argument("--no-self-test", action="store_true", help="do not start the host")
-    parser.add_argument("--root", metavar="DIR", help=argparse.SUPPRESS)
-    parser.add_argument("--platform", choices=PLATFORMS, help=argparse.SUPPRESS)
+    parser.add_argument("--root", metavar="DIR", help="check an install staged under DIR (see install --root)")
+    parser.add_argument("--platform", choices=PLATFORMS, help="the OS of the staged install (needs --root)")
 
 
 def run(args) -> int:
@@ -205,7 +205,7 @@ def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Chec
         if state is None:
             continue
         recorded |= state.browsers()
-        for logical, entry in state.files.items():
+        for logical in state.files:
             if not system.real(logical).exists():
                 checks.append(Check("install record", "fail",
                                     f"{logical} was installed but is gone",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cisbridge import DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID, HOST_NAME
+from cisbridge import DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID
 from cisbridge.install import locations as loc
 from cisbridge.install import manifests
 from cisbridge.install.system import System

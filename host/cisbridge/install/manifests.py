@@ -190,7 +190,10 @@ def templates(
         "host/org.cisbridge.host.firefox.json": dumps(host_manifest("firefox", launcher, [firefox_id])).encode(),
         "policy/linux/chrome/cisbridge.json": dumps(chromium_policy(chrome_id, update_url, origins)).encode(),
         "policy/linux/edge/cisbridge.json": dumps(chromium_policy(chrome_id, edge_update_url, origins)).encode(),
-        "policy/windows/cisbridge-chrome-edge.reg": b"\xff\xfe" + windows_reg(chrome_id, update_url, edge_update_url, origins).encode("utf-16-le"),
+        # regedit's own format: UTF-16 LE with a byte order mark
+        "policy/windows/cisbridge-chrome-edge.reg": (
+            b"\xff\xfe" + windows_reg(chrome_id, update_url, edge_update_url, origins).encode("utf-16-le")
+        ),
         "policy/macos/cisbridge.mobileconfig": macos_mobileconfig(chrome_id, update_url, edge_update_url, origins),
         "policy/firefox/policies.json": dumps(firefox_policies(firefox_id, xpi_url, origins)).encode(),
     }
