@@ -34,10 +34,12 @@ class Chromium:
             f"--load-extension={extension}", f"--disable-extensions-except={extension}",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-first-run", "--no-default-browser-check", "--disable-quic",
-            "--remote-debugging-port=0", "--window-size=1180,760",
+            "--remote-debugging-port=0",
         ]
         if headless:
-            flags += ["--headless=new", "--disable-gpu"]
+            # --window-size sizes every window, the prompts too: only where nobody sees them
+            # (the prompt screenshots are laid out at the desktop width).
+            flags += ["--headless=new", "--disable-gpu", "--window-size=1180,760"]
         if os.geteuid() == 0:
             flags.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
         with open(log_file, "wb") as log:
@@ -49,9 +51,12 @@ class Chromium:
         deadline = time.monotonic() + 30
         while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
             if self.proc.poll() is not None:
-                raise DemoError(f"Chromium exited at start (code {self.proc.returncode}); see {log_file}")
+                hint = "" if headless else " (no usable display? try --headless)"
+                raise DemoError(f"Chromium exited at start (code {self.proc.returncode}){hint}:\n"
+                                + _tail(log_file))
             if time.monotonic() > deadline:
-                raise DemoError(f"Chromium did not start in 30 s; see {log_file}")
+                self.proc.kill()
+                raise DemoError("Chromium did not start in 30 s:\n" + _tail(log_file))
             time.sleep(0.03)
         port, path = port_file.read_text().splitlines()[:2]
         self.cdp = cdp_module.CDP(f"ws://127.0.0.1:{port}{path}")
@@ -161,3 +166,12 @@ class Chromium:
             self.cdp.close()
         except Exception:
             pass
+
+
+def _tail(log_file: Path, n: int = 8) -> str:
+    """The last lines of Chromium's log that are not D-Bus noise (no session bus here)."""
+    try:
+        lines = [line for line in log_file.read_text(errors="replace").splitlines() if "dbus" not in line]
+    except OSError:
+        return "    (no log)"
+    return "\n".join(f"    {line}" for line in lines[-n:]) or "    (empty log)"
