@@ -68,8 +68,6 @@ class Backend:
         self.ca_certificate = ca_certificate  # cryptography x509.Certificate of the card CA
         self.sessions: dict[str, DemoSession] = {}
         self.lock = threading.Lock()
-        #: what the back end concluded at each call, for the headless run to report
-        self.outcomes: list[dict[str, Any]] = []
         self.page = resources.files("cisbridge").joinpath("data/demo-ehr.html").read_bytes()
         backend = self
 
@@ -118,7 +116,6 @@ class Backend:
             "orgCode": role.org_code,
             "timeLeft": session.time_left,
         }
-        self.outcomes.append({"call": "login", "ok": True, **user})
         return sid, user
 
     def prescriptions(self, demo: DemoSession) -> dict:
@@ -172,7 +169,6 @@ class Backend:
             except InvalidSignature:
                 results.append({"id": rx_id, "ok": False, "message": "signature does not verify"})
         signer = f"the certificate of {demo.uid}"
-        self.outcomes.append({"call": "verify", "ok": all(r["ok"] for r in results), "results": results})
         return {"results": results, "signer": signer}
 
     def logout(self, sid: str | None) -> dict:
@@ -186,14 +182,10 @@ class Backend:
         try:
             validate_ticket(demo.ticket, self.spine_url, ca_file=self.ca_file, timeout=10, reset=False)
             spine = "The Spine session is still live (it ends when the card is removed)."
-            ended = False
         except InvalidTicket:
             spine = "The Spine no longer accepts the ticket."
-            ended = True
         except TicketCheckError as exc:
             spine = f"The Spine could not be asked: {exc}"
-            ended = False
-        self.outcomes.append({"call": "logout", "ok": True, "spineEnded": ended})
         return {"spine": spine}
 
 
@@ -279,7 +271,6 @@ class _Handler(BaseHTTPRequestHandler):
             from cisbridge.spine.server import TicketCheckError
 
             if isinstance(exc, TicketCheckError):
-                self.backend.outcomes.append({"call": path, "ok": False, "error": str(exc)})
                 self._json(401, {"error": f"the Spine did not accept the ticket: {exc}"})
             else:
                 log.exception("demo back end failed")
