@@ -47,7 +47,14 @@ class Chromium:
                 [executable, *flags, url], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 env=env, start_new_session=True,
             )
-        port_file = profile / "DevToolsActivePort"
+        try:
+            self.cdp = cdp_module.CDP(self._wait_devtools(headless, log_file))
+        except BaseException:  # Ctrl-C or a failed start: no browser may outlive the demo
+            self._kill()
+            raise
+
+    def _wait_devtools(self, headless: bool, log_file: Path) -> str:
+        port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.is_file() and len(port_file.read_text().splitlines()) >= 2):
             if self.proc.poll() is not None:
@@ -55,11 +62,10 @@ class Chromium:
                 raise DemoError(f"Chromium exited at start (code {self.proc.returncode}){hint}:\n"
                                 + _tail(log_file))
             if time.monotonic() > deadline:
-                self.proc.kill()
                 raise DemoError("Chromium did not start in 30 s:\n" + _tail(log_file))
             time.sleep(0.03)
         port, path = port_file.read_text().splitlines()[:2]
-        self.cdp = cdp_module.CDP(f"ws://127.0.0.1:{port}{path}")
+        return f"ws://127.0.0.1:{port}{path}"
 
     # --------------------------------------------------------------- targets
 
@@ -157,16 +163,25 @@ class Chromium:
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
+            pass
+        self._kill()
         try:
             self.cdp.close()
         except Exception:
             pass
 
+    def _kill(self) -> None:
+        """Chromium and every process it started (its own session, so its group):
+        politely, then not."""
+        for sig, grace in ((signal.SIGTERM, 3), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
 
 def _tail(log_file: Path, n: int = 8) -> str:
     """The last lines of Chromium's log that are not D-Bus noise (no session bus here)."""

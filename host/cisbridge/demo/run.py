@@ -65,9 +65,10 @@ class Demo:
         self.workdir = Path(tempfile.mkdtemp(prefix="cisbridge-demo-"))
         self.stack.callback(self._remove_workdir)
         self.shots_dir = Path(self.args.screenshots).resolve()
-        self.shots_dir.mkdir(parents=True, exist_ok=True)
-        for old in self.shots_dir.glob("[0-9][0-9]-*.png"):
-            old.unlink()  # screenshots of an earlier run would mislead
+        if self.headless:
+            self.shots_dir.mkdir(parents=True, exist_ok=True)
+            for old in self.shots_dir.glob("[0-9][0-9]-*.png"):
+                old.unlink()  # screenshots of an earlier run would mislead
 
         from cisbridge import testca
         from cisbridge.card import testcard
@@ -76,8 +77,8 @@ class Demo:
         t = time.perf_counter()
         self.ca = testca.load_or_create(self.workdir / "ca")
         self.sim = Simulator(tls=True, ca=self.ca)
+        self.stack.callback(self.sim.stop)  # registered first: an interrupted start is cleaned up too
         self.sim.start()
-        self.stack.callback(self.sim.stop)
         self.note(f"simulator (GAS/SSB, TLS, test CA) at {self.sim.url} ({ms(time.perf_counter() - t)})")
 
         t = time.perf_counter()
@@ -95,11 +96,11 @@ class Demo:
             t = time.perf_counter()
             self.pcscd = pcsc.PrivatePcscd(self.workdir / "pcscd")
             reader = self.pcscd.add_vpcd("Virtual PCD")
-            self.pcscd.start()
             self.stack.callback(self.pcscd.stop)
+            self.pcscd.start()
             self.card = pcsc.VirtualCard(reader.port)
-            self.card.insert()
             self.stack.callback(self.card.remove, 1.0)
+            self.card.insert()
             host_env["PCSCLITE_CSOCK_NAME"] = self.pcscd.socket_path
             self.reader_name = pcsc.READER
             self.note(f"private pcscd with virtual reader \"{pcsc.READER}\", card inserted "
@@ -121,7 +122,9 @@ class Demo:
         self.note(f"host installed for the demo's private Chromium profile only ({manifest.name})")
 
         t = time.perf_counter()
-        env = dict(os.environ, HOME=str(self.workdir / "home"))
+        # A private HOME and TMPDIR: Chromium's files go where the cleanup looks.
+        (self.workdir / "tmp").mkdir()
+        env = dict(os.environ, HOME=str(self.workdir / "home"), TMPDIR=str(self.workdir / "tmp"))
         self.chromium = Chromium(
             self.executable, profile, self.extension, self.cdp_module, headless=self.headless,
             env=env, log_file=self.workdir / "chromium.log",
@@ -341,7 +344,9 @@ def main(args: Any) -> int:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)  # also when started in the background, where it was ignored
     demo = Demo(args)
+    interrupted = False
     try:
         print("cisbridge demo: starting", flush=True)
         demo.start()
@@ -354,18 +359,28 @@ def main(args: Any) -> int:
         return 2
     except KeyboardInterrupt:
         print("\ncisbridge demo: stopping", flush=True)
+        interrupted = True
     except DemoError as exc:
         print(f"cisbridge demo: {exc}", file=sys.stderr)
         demo.results.append(("start", False))
     finally:
-        demo.close()
-        signal.signal(signal.SIGTERM, previous)
+        # A second Ctrl-C must not cut the cleanup short (it takes a few seconds at most).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            demo.close()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous)
     failed = [name for name, ok in demo.results if not ok]
     if demo.shots:
         print(f"screenshots: {len(demo.shots)} in {demo.shots_dir}")
     if failed:
         print(f"cisbridge demo: failed at {', '.join(failed)}", file=sys.stderr)
         return 1
+    if interrupted and demo.headless:
+        print("cisbridge demo: interrupted; everything it started is stopped")
+        return 130
     if demo.headless and demo.results:
         print(f"cisbridge demo: all {len(demo.results)} steps succeeded; everything it started is stopped")
     return 0
