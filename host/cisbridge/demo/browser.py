@@ -16,6 +16,8 @@ from typing import Any
 from cisbridge.demo.parts import EXTENSION_ID
 
 PROMPT_URL = f"chrome-extension://{EXTENSION_ID}/prompt.html"
+#: the prompt windows' height on a desktop (the extension's PROMPT_HEIGHT)
+PROMPT_HEIGHT = 480
 
 
 class DemoError(Exception):
@@ -142,7 +144,7 @@ class Chromium:
         (the prompt windows are 440 px wide on a desktop, wider in headless)."""
         if width is not None:
             self.cdp.send("Emulation.setDeviceMetricsOverride",
-                          {"width": width, "height": 200, "deviceScaleFactor": 1, "mobile": False}, page.session)
+                          {"width": width, "height": PROMPT_HEIGHT, "deviceScaleFactor": 1, "mobile": False}, page.session)
         size = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
         clip = {"x": 0, "y": 0, "width": size[0], "height": min(size[1], 2000), "scale": 1}
         data = self.cdp.send("Page.captureScreenshot",
