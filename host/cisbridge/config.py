@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -92,13 +91,18 @@ class ConfigError(Exception):
         return {"file": self.file, "key": self.key, "problem": self.problem}
 
 
-@dataclass
 class Loaded:
-    config: Config
-    #: the files read, in order
-    files: list[str] = field(default_factory=list)
-    #: things a person should know (ignored user overrides); shown by doctor
-    warnings: list[str] = field(default_factory=list)
+    """The merged configuration and how it came about.
+
+    (A plain class: dataclasses would import inspect before ``ready``.)
+    """
+
+    def __init__(self, config: Config, files: list[str] | None = None, warnings: list[str] | None = None):
+        self.config = config
+        #: the files read, in order
+        self.files = files or []
+        #: things a person should know (ignored user overrides); shown by doctor
+        self.warnings = warnings or []
 
 
 def config_files(env: dict[str, str] | os._Environ = os.environ) -> list[Path]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HEADER = struct.Struct("=I")  # native byte order, 4 bytes: what the browsers send
 _PREFIX_KEPT = 512
 
 
-@dataclass(frozen=True, slots=True)
-class Oversize:
+class Oversize(NamedTuple):
     """A frame that was too large; its bytes were discarded."""
 
     size: int

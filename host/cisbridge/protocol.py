@@ -302,7 +302,7 @@ class SessionEndedData(Struct, omit_defaults=True):
 # Codec
 
 _encoder = msgspec.json.Encoder()
-_request_decoder = msgspec.json.Decoder(Request)
+_request_decoder: msgspec.json.Decoder | None = None  # built on first use, after ready
 
 #: Host -> browser frames may not exceed this (the browsers' own limit).
 MAX_OUTGOING = 1024 * 1024
@@ -314,6 +314,9 @@ def encode(frame: Any) -> bytes:
 
 def decode_request(payload: bytes) -> Request:
     """Decode and validate one request, or raise CisError(INVALID_REQUEST)."""
+    global _request_decoder
+    if _request_decoder is None:
+        _request_decoder = msgspec.json.Decoder(Request)
     try:
         return _request_decoder.decode(payload)
     except msgspec.DecodeError as exc:

@@ -23,6 +23,16 @@ def test_readers_are_listed_with_no_card(monitor):
     assert monitor.card_present(READER) is False
 
 
+def test_readers_are_known_as_soon_as_start_returns(pcscd):
+    monitor = ReaderMonitor()
+    monitor.start()
+    try:
+        assert monitor.status() == "ok"
+        assert monitor.readers() == [(READER, False), (SECOND_READER, False)]
+    finally:
+        assert monitor.stop()
+
+
 def test_inserting_a_card_reports_the_reader_and_its_atr(monitor, events, card):
     card.insert()
     assert events.next() == ("cardInserted", READER, ATR)
@@ -108,7 +118,7 @@ def test_stop_ends_the_thread_and_no_listener_is_called_after(pcscd, events, car
 def test_stop_right_after_start_does_not_hang(pcscd, events):
     for _ in range(20):  # races SCardCancel against entering the wait
         monitor = ReaderMonitor()
-        monitor.start(events)
+        monitor.start(events, wait=0)
         assert monitor.stop() is True
 
 

@@ -186,16 +186,24 @@ class ReaderMonitor:
 
     # -- life cycle -----------------------------------------------------------
 
-    def start(self, on_event: EventCallback | None = None) -> None:
+    def start(self, on_event: EventCallback | None = None, *, wait: float = 0.5) -> None:
         """Start watching; ``on_event(kind, reader, atr_hex)`` is then called
         from the monitor's thread for every change (never for the state found
-        at start: read that with :meth:`readers` once :meth:`wait_ready`)."""
+        at start: that is what :meth:`readers` says).
+
+        Waits up to ``wait`` seconds for that first look (readers listed, or
+        PC/SC found missing) so that a getStatus right after start is already
+        true; it takes a few milliseconds (≈6 ms with pyscard's import, 0.5 ms
+        after).  ``wait=0`` returns at once; :meth:`wait_ready` waits later.
+        """
         if self._thread is not None:
             raise RuntimeError("this ReaderMonitor has already been started")
         if on_event is not None:
             self.subscribe(on_event)
         self._thread = threading.Thread(target=self._run, name="cisbridge-pcsc-monitor", daemon=True)
         self._thread.start()
+        if wait > 0:
+            self._ready.wait(wait)
 
     def subscribe(self, listener: EventCallback) -> Callable[[], None]:
         """Also call ``listener(kind, reader, atr_hex)`` on every change (from
