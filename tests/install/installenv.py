@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHROME_ID = "ekiaedepebiljeejbccahljdhmdiocpb"
 FIREFOX_ID = "cisbridge@cisbridge.org"
 HOST = "org.cisbridge.host"
+#: the built extension and the ext branch's DevTools/BiDi clients (browser tests)
+DIST = REPO / "extension" / "dist"
+CDP_HELPERS = REPO / "tests" / "browser"
 
 
 class Env:

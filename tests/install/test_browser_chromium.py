@@ -12,58 +12,34 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from installenv import CHROME_ID, HOST, REPO
+from installenv import CDP_HELPERS, CHROME_ID, DIST, HOST
 
 pytestmark = pytest.mark.browser
 
-DIST = REPO / "extension" / "dist"
-CDP_HELPERS = REPO / "tests" / "browser"
 
 
 def _requirements() -> str | None:
+    """What is missing to run this test, or None."""
     if not (DIST / "manifest.json").is_file():
-        return "extension/dist is not built here (the extension lands from the `ext` branch; scripts/setup builds it)"
+        return "extension/dist is not built: run scripts/setup (it builds the extension)"
     if not (CDP_HELPERS / "cdp.py").is_file():
-        return "tests/browser/cdp.py (the DevTools client, from the `ext` branch) is not here yet"
+        return "tests/browser/cdp.py (the DevTools client) is missing"
     try:
         import websockets  # noqa: F401
     except ImportError:
-        return "the websockets package (test extra, from the `ext` branch) is not installed"
+        return "the websockets package (test extra) is not installed: run scripts/setup"
     if not (shutil.which("chromium") or os.path.exists("/usr/bin/chromium")):
         return "chromium is not installed"
     return None
 
 
-class _Page(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        body = b"<!doctype html><title>EHR</title><p>install test</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def site():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-
-
 def test_installed_host_answers_get_status_from_a_page(env, site, tmp_path):
     missing = _requirements()
     if missing:
-        pytest.skip(missing)
+        pytest.fail(missing)  # scripts/setup provides all of it: a missing part is a broken setup
     sys.path.insert(0, str(CDP_HELPERS))
     from cdp import CDP, Page
 

@@ -233,3 +233,13 @@ def test_doctor_checks_macos_system_layout(env, tmp_path):
     code, checks = env.doctor("--platform", "darwin", "--root", str(root), "--browser", "edge")
     ok = only(checks, "Microsoft Edge manifest (system)", "ok")[0]
     assert "/Library/Microsoft/Edge/NativeMessagingHosts/" in ok["message"]
+
+
+def test_recorded_registry_key_removed(env, tmp_path):
+    root = tmp_path / "root"
+    env.run("install", "--platform", "win32", "--root", str(root), "--browser", "edge")
+    (root / "registry.json").write_text("{}")
+    code, checks = env.doctor("--platform", "win32", "--root", str(root), "--browser", "edge")
+    check = only(checks, "install record", "fail")[0]
+    assert "HKCU\\Software\\Microsoft\\Edge\\NativeMessagingHosts\\org.cisbridge.host is gone" in check["message"]
+    assert only(checks, "Microsoft Edge manifest", "fail")

@@ -17,7 +17,7 @@ SUPPORT = REPO / "tests" / "support"
 @pytest.fixture
 def pcscd(tmp_path):
     if not (SUPPORT / "pcsc.py").is_file():
-        pytest.skip("tests/support/pcsc.py (private pcscd helper, from the `pcsc` branch) is not here yet")
+        pytest.fail("tests/support/pcsc.py (the private pcscd helper) is missing")
     sys.path.insert(0, str(SUPPORT.parent))
     from support.pcsc import PrivatePcscd, available
 

@@ -87,7 +87,7 @@ def test_install_is_idempotent_and_repairs(env):
 def test_uninstall_one_browser_keeps_the_others(env):
     env.run("install", "--browser", "chromium", "--browser", "firefox")
     env.run("uninstall", "--browser", "firefox")
-    assert not (env.home / ".mozilla/native-messaging-hosts" / f"{HOST}.json").exists()
+    assert not (env.home / ".mozilla").exists(), "directories install made are removed once empty"
     assert (env.home / ".config/chromium/NativeMessagingHosts" / f"{HOST}.json").exists()
     assert env.launcher.exists() and env.state.exists()
     env.run("uninstall", "--browser", "chromium")
@@ -163,3 +163,21 @@ def test_all_browsers_user_install_and_uninstall(env):
             check_manifest(env.home / d / f"{HOST}.json", browser, env.launcher)
     env.run("uninstall")
     assert tree(env.home) == before
+
+
+def test_launcher_quotes_an_interpreter_path_with_spaces_and_quotes(env, tmp_path):
+    import venv
+
+    from installenv import REPO
+
+    home = tmp_path / "it's a venv"
+    venv.EnvBuilder(with_pip=False, system_site_packages=True).create(home)
+    python = home / "bin" / "python"
+    env.run("install", "--browser", "chromium", "--python", str(python))
+    import sysconfig
+
+    # That venv has no cisbridge of its own: lend it this one's.
+    run_env = {**env.vars, "PYTHONPATH": os.pathsep.join([str(REPO / "host"), sysconfig.get_paths()["purelib"]])}
+    code, checks = env.doctor("--browser", "chromium", env=run_env)
+    ok = [c for c in checks if c["check"] == "self-test (Chromium)" and c["status"] == "ok"]
+    assert ok, [c["message"] for c in checks if c["check"].startswith(("self-test", "Chromium"))]

@@ -148,3 +148,10 @@ def test_cli_writes_windows_layout_under_root(env, tmp_path):
 def test_platform_other_than_this_one_needs_root(env):
     proc = env.run("install", "--platform", "win32", check=False)
     assert proc.returncode != 0 and "--root" in proc.stderr
+
+
+@pytest.mark.parametrize("platform", ["linux", "win32"])
+def test_launcher_names_its_interpreter_even_with_spaces(tmp_path, platform):
+    system = System(platform, "user", root=tmp_path, registry=FileRegistry(tmp_path / "reg.json"))
+    python = "C:\\Program Files\\Python 3.12\\python.exe" if platform == "win32" else "/opt/my tools/it's/python3"
+    assert installer.launcher_python(installer.launcher_text(system, python)) == python

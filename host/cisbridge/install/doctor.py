@@ -205,11 +205,16 @@ def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Chec
         if state is None:
             continue
         recorded |= state.browsers()
+        again = _REINSTALL + (" --system" if system.scope == "system" else "")
         for logical in state.files:
             if not system.real(logical).exists():
-                checks.append(Check("install record", "fail",
-                                    f"{logical} was installed but is gone",
-                                    _REINSTALL + (" --system" if system.scope == "system" else "")))
+                checks.append(Check("install record", "fail", f"{logical} was installed but is gone", again))
+        for name, entry in state.registry.items():
+            assert system.registry is not None
+            now = system.registry.get(entry["hive"], entry["key"])
+            if now != entry["value"]:
+                what = "is gone" if now is None else f"now points at {now}"
+                checks.append(Check("install record", "fail", f"registry key {name} {what}", again))
     user = systems["user"]
     if wanted is None:
         browsers = sorted(set(loc.detect_browsers(user)) | (recorded & set(loc.BROWSERS)), key=loc.BROWSERS.index)
@@ -448,37 +453,12 @@ def check_pkcs11(config) -> Check:
 
 
 def list_readers():
-    """(status, [(name, card present)]) from PC/SC; status "ok" or "unavailable: why"."""
-    try:
-        from cisbridge.card.pcsc import list_readers as card_list_readers
-    except ImportError:
-        card_list_readers = None
-    if card_list_readers is not None:
-        snap = card_list_readers()
-        return snap.status, [(r.name, r.card_present) for r in snap.readers]
-    # Until cisbridge.card.pcsc is on this branch: one direct look with pyscard.
-    try:
-        from smartcard import scard
-    except ImportError as exc:
-        return f"unavailable: pyscard cannot load the PC/SC library ({exc})", []
-    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hr != scard.SCARD_S_SUCCESS:
-        return f"unavailable: {scard.SCardGetErrorMessage(hr)} — is pcscd running?", []
-    try:
-        hr, names = scard.SCardListReaders(context, [])
-        if hr == scard.SCARD_E_NO_READERS_AVAILABLE:
-            return "ok", []
-        if hr != scard.SCARD_S_SUCCESS:
-            return f"unavailable: {scard.SCardGetErrorMessage(hr)}", []
-        names = [n for n in names if n != "\\\\?PnP?\\Notification"]
-        if not names:
-            return "ok", []
-        hr, states = scard.SCardGetStatusChange(context, 0, [(n, scard.SCARD_STATE_UNAWARE) for n in names])
-        if hr != scard.SCARD_S_SUCCESS:
-            return "ok", [(n, False) for n in names]
-        return "ok", [(n, bool(s & scard.SCARD_STATE_PRESENT)) for n, s, _atr in states]
-    finally:
-        scard.SCardReleaseContext(context)
+    """(status, [(name, card present)]) from PC/SC, as the host's reader monitor
+    sees it; status is "ok" or "unavailable: why"."""
+    from cisbridge.card.pcsc import list_readers as one_look
+
+    snap = one_look()
+    return snap.status, [(r.name, r.card_present) for r in snap.readers]
 
 
 def _pcsc_fix() -> str:

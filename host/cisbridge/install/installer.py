@@ -287,17 +287,20 @@ def uninstall(system: System, browsers: list[str] | None, profile_dir: str | Non
         _remove_file(system, logical, say)
         del state.files[logical]
 
-    if not any(e["kind"] != "launcher" for e in state.files.values()) and not state.registry:
+    finished = not any(e["kind"] != "launcher" for e in state.files.values()) and not state.registry
+    if finished:
         for logical in [p for p, e in state.files.items() if e["kind"] == "launcher"]:
             _remove_file(system, logical, say)
             del state.files[logical]
         system.real(system.state_file()).unlink(missing_ok=True)
-        for logical in reversed(state.dirs):
-            try:
-                system.real(logical).rmdir()  # only when empty: never someone else's files
-                say(f"removed empty directory {logical}")
-            except OSError:
-                pass
+    for logical in reversed(list(state.dirs)):
+        try:
+            system.real(logical).rmdir()  # only when empty: never someone else's files
+        except OSError:
+            continue
+        state.dirs.remove(logical)
+        say(f"removed empty directory {logical}")
+    if finished:
         say("removed the install record: cisbridge is no longer registered with any browser")
         return None
     state.save(system)

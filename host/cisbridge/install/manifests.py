@@ -91,7 +91,7 @@ def chromium_policy(ext: str, update_url: str, origins: list[str]) -> dict[str, 
     return {
         "ExtensionInstallForcelist": [f"{ext};{update_url}"],
         "ExtensionSettings": {
-            ext: {"installation_mode": "force_installed", "update_url": update_url, "toolbar_pin": "force_pinned"}
+            ext: {"installation_mode": "force_installed", "update_url": update_url}
         },
         "3rdparty": {"extensions": {ext: _managed(origins)}},
     }
@@ -118,7 +118,7 @@ def windows_reg(ext: str, chrome_update_url: str, edge_update_url: str, origins:
     for vendor, update_url in (("Google\\Chrome", chrome_update_url), ("Microsoft\\Edge", edge_update_url)):
         base = f"HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\{vendor}"
         settings = json.dumps(
-            {ext: {"installation_mode": "force_installed", "update_url": update_url, "toolbar_pin": "force_pinned"}},
+            {ext: {"installation_mode": "force_installed", "update_url": update_url}},
             separators=(",", ":"),
         )
         lines += [
@@ -158,7 +158,7 @@ def macos_mobileconfig(ext: str, chrome_update_url: str, edge_update_url: str, o
         payloads.append(_payload(domain, f"org.cisbridge.policy.{domain}", {
             "ExtensionInstallForcelist": [f"{ext};{update_url}"],
             "ExtensionSettings": {
-                ext: {"installation_mode": "force_installed", "update_url": update_url, "toolbar_pin": "force_pinned"}
+                ext: {"installation_mode": "force_installed", "update_url": update_url}
             },
         }, f"cisbridge: install the extension in {name}"))
         payloads.append(_payload(f"{domain}.extensions.{ext}", f"org.cisbridge.policy.{domain}.extension", {
