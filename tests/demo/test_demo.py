@@ -118,6 +118,30 @@ def test_headless_demo_succeeds_at_every_step_and_saves_screenshots(private_tmp)
 
 @pytest.mark.browser
 @pytest.mark.slow
+def test_a_one_role_user_without_a_reader_is_not_asked_for_a_role(private_tmp):
+    need_browser()
+    shots = private_tmp.parent / f"{private_tmp.name}-shots"
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "cisbridge", "demo", "--headless", "--user", "555000000001", "--no-reader",
+             "--screenshots", str(shots)],
+            env=demo_env(private_tmp), capture_output=True, text=True, timeout=90,
+        )
+        report = result.stdout + result.stderr
+        assert result.returncode == 0, report
+        assert "no virtual reader (--no-reader): card removal is not shown" in result.stdout
+        steps = [line for line in result.stdout.splitlines() if line[:1] in "✓✗"]
+        assert [line.split(":", 1)[0] for line in steps] == ["✓ page", "✓ getTicket", "✓ sign"], report
+        assert "the only role taken without asking" in steps[1] and "ONEROLE Alice Dr" in steps[1]
+        assert sorted(p.name.split("-", 1)[1] for p in shots.iterdir()) == sorted(
+            ["page-ready.png", "prompt-passcode.png", "page-logged-in.png", "prompt-consent.png", "page-signed.png"])
+        assert_nothing_left(private_tmp)
+    finally:
+        shutil.rmtree(shots, ignore_errors=True)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
 def test_ctrl_c_stops_every_process_and_removes_the_temporary_files(private_tmp):
     need_browser()
     proc = subprocess.Popen(
