@@ -102,7 +102,6 @@ class Demo:
             self.stack.callback(self.card.remove, 1.0)
             self.card.insert()
             host_env["PCSCLITE_CSOCK_NAME"] = self.pcscd.socket_path
-            self.reader_name = pcsc.READER
             self.note(f"private pcscd with virtual reader \"{pcsc.READER}\", card inserted "
                       f"({ms(time.perf_counter() - t)})")
         else:
