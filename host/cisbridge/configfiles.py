@@ -14,7 +14,6 @@ only be narrowed, and any other key the system config sets is fixed, except
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from cisbridge import DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID
 
@@ -34,7 +33,7 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {problem}")
 
     @property
-    def detail(self) -> dict[str, Any]:
+    def detail(self) -> dict[str, object]:
         return {"file": self.file, "key": self.key, "problem": self.problem}
 
 
@@ -43,8 +42,8 @@ class Raw:
 
     def __init__(self) -> None:
         #: (file, contents) in merge order: system, then user
-        self.layers: list[tuple[str, dict[str, Any]]] = []
-        self.merged: dict[str, Any] = {}
+        self.layers: list[tuple[str, dict[str, object]]] = []
+        self.merged: dict[str, object] = {}
         #: things a person should know (ignored user overrides); shown by doctor
         self.warnings: list[str] = []
 
@@ -103,7 +102,7 @@ def ready_view(raw: Raw, caller: str | None) -> tuple[str, list[str]]:
     return kind, list(dict.fromkeys(origins))
 
 
-def _read(path: str) -> dict[str, Any]:
+def _read(path: str) -> dict[str, object]:
     import tomllib
 
     try:
@@ -119,7 +118,7 @@ _NARROWABLE = ("allowed_origins", "allowed_extensions")
 _USER_MAY_CHANGE = {("logging", "level")}
 
 
-def _merge(system: dict[str, Any], user: dict[str, Any], user_file: str, warnings: list[str]) -> dict[str, Any]:
+def _merge(system: dict[str, object], user: dict[str, object], user_file: str, warnings: list[str]) -> dict[str, object]:
     from cisbridge.origins import canonical_extension_id, canonical_origin
 
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in system.items()}
@@ -149,14 +148,14 @@ def _merge(system: dict[str, Any], user: dict[str, Any], user_file: str, warning
     return merged
 
 
-def _list(value: Any) -> list[Any]:
+def _list(value: object) -> list[object]:
     return value if isinstance(value, list) else []
 
 
 def _lenient(norm):
     """Normalise for comparison; a bad entry compares as itself (validation reports it)."""
 
-    def apply(value: Any) -> Any:
+    def apply(value: object) -> object:
         try:
             return norm(value)
         except Exception:

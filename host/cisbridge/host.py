@@ -94,6 +94,16 @@ def _take_stdio() -> tuple[int, int]:
     return in_fd, out_fd
 
 
+#: What launchers run (``python -c LAUNCH CALLER…``): ``-c`` rather than
+#: ``-m cisbridge host`` skips runpy and the CLI, a few ms of every cold start.
+LAUNCH = "from cisbridge.host import run; run()"
+
+
+def run() -> None:
+    """Entry point for ``python -c LAUNCH``: the browser's arguments follow."""
+    raise SystemExit(main(sys.argv[1:]))
+
+
 def main(argv: list[str]) -> int:
     in_fd, out_fd = _take_stdio()
     pipe = _Pipe(out_fd)

@@ -59,7 +59,7 @@ def test_user_install_writes_every_location_and_uninstall_restores_home(env, bro
 def test_launcher_starts_the_host_with_this_interpreter(env):
     env.run("install", "--browser", "chromium")
     text = env.launcher.read_text()
-    assert text.startswith("#!/bin/sh\n") and "-m cisbridge host \"$@\"" in text
+    assert text.startswith("#!/bin/sh\n") and "-c 'from cisbridge.host import run; run()' \"$@\"" in text
     # Run it as the browser would: it must speak native messaging.
     proc = subprocess.run([str(env.launcher), f"chrome-extension://{CHROME_ID}/"], input=b"",
                           capture_output=True, env=env.vars, timeout=10)

@@ -7,11 +7,13 @@ a fake root that is ``FileRegistry``, which records each write.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import PureWindowsPath
 
 import pytest
 from installenv import CHROME_ID, FIREFOX_ID, HOST, tree
 
+from cisbridge.host import LAUNCH
 from cisbridge.install import installer
 from cisbridge.install.system import FileRegistry, System
 
@@ -63,7 +65,7 @@ def test_macos_user_and_system_locations(tmp_path, browser):
         data = json.loads((home / "Library/Application Support" / d / "NativeMessagingHosts" / f"{HOST}.json").read_text())
         assert data["path"] == launcher
         assert ids_of(data) == ([FIREFOX_ID] if browser == "firefox" else [f"chrome-extension://{CHROME_ID}/"])
-    assert (root / launcher.lstrip("/")).read_text().endswith(f'exec {PYTHON} -m cisbridge host "$@"\n')
+    assert (root / launcher.lstrip("/")).read_text().endswith(f'exec {PYTHON} -c {shlex.quote(LAUNCH)} "$@"\n')
 
     system = System("darwin", "system", root=root)
     install(system, [browser])
@@ -102,7 +104,7 @@ def test_windows_registry_keys_point_at_manifests(tmp_path, scope, hive):
     launcher = str(base / "cisbridge-host.bat")
     assert chromium["path"] == firefox["path"] == launcher
     bat = system.real(launcher).read_bytes()
-    assert bat.startswith(b"@echo off\r\n") and f'"{PYTHON}" -m cisbridge host %*\r\n'.encode() in bat
+    assert bat.startswith(b"@echo off\r\n") and f'"{PYTHON}" -c "{LAUNCH}" %*\r\n'.encode() in bat
 
     # Idempotent: a second run changes no key.
     registry.writes.clear()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cisbridge import DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID
+from cisbridge.host import LAUNCH
 from cisbridge.install import locations as loc
 from cisbridge.install import manifests
 from cisbridge.install.system import System
@@ -30,8 +31,9 @@ PROFILE = "profile"
 # ------------------------------------------------------------------ launcher
 
 def launcher_text(system: System, python: str) -> str:
-    """The script the manifests point at: runs ``python -m cisbridge host`` with
-    the browser's arguments.  Browsers cannot pass arguments of their own, and
+    """The script the manifests point at: runs the host (``python -c`` with
+    :data:`cisbridge.host.LAUNCH`, the quickest start) with the browser's
+    arguments.  Browsers cannot pass arguments of their own, and
     the console-script wrapper may sit on a PATH the browser does not have."""
     if system.windows:
         # Chrome and Firefox start a .bat through cmd.exe.  "@echo off" keeps
@@ -42,13 +44,13 @@ def launcher_text(system: System, python: str) -> str:
             "@echo off\r\n"
             "rem Written by `cisbridge install`: starts the cisbridge native messaging host.\r\n"
             "rem Re-run `cisbridge install` after moving or upgrading Python.\r\n"
-            f'"{python}" -m cisbridge host %*\r\n'
+            f'"{python}" -c "{LAUNCH}" %*\r\n'
         )
     return (
         "#!/bin/sh\n"
         "# Written by `cisbridge install`: starts the cisbridge native messaging host.\n"
         "# Re-run `cisbridge install` after moving or upgrading Python.\n"
-        f'exec {shlex.quote(python)} -m cisbridge host "$@"\n'
+        f'exec {shlex.quote(python)} -c {shlex.quote(LAUNCH)} "$@"\n'
     )
 
 
@@ -62,7 +64,7 @@ def launcher_python(text: str) -> str | None:
             except ValueError:
                 return None
             return words[1] if len(words) > 1 else None
-        if line.startswith('"') and " -m cisbridge host" in line:
+        if line.startswith('"') and (f' -c "{LAUNCH}"' in line or " -m cisbridge host" in line):
             return line[1:].split('"', 1)[0]
     return None
 
