@@ -30,8 +30,7 @@ class _Pipe:
         self.on_broken = None
 
     def send(self, frame) -> None:
-        from cisbridge import protocol as p
-
+        p = _protocol()
         payload = p.encode(frame)
         if len(payload) > p.MAX_OUTGOING:
             # Handlers bound their answers before doing the work; this is the
@@ -66,6 +65,19 @@ class _Pipe:
             self.broken = True
             if self.on_broken:
                 self.on_broken()
+
+
+def _protocol():
+    """cisbridge.protocol, imported after ready (it brings msgspec)."""
+    global _p
+    if _p is None:
+        from cisbridge import protocol
+
+        _p = protocol
+    return _p
+
+
+_p = None
 
 
 def _write_ready(pipe: _Pipe, agent: str, allowed: list[str]) -> None:
