@@ -39,6 +39,11 @@ _FORBIDDEN = {
     "chromium": "Access to the specified native messaging host is forbidden.",
     "firefox": f"This extension does not have permission to use native application {HOST_NAME}",
 }
+#: what each browser family says when it finds no manifest (docs/troubleshooting.md)
+_NOT_FOUND = {
+    "chrome": "Specified native messaging host not found.",
+    "firefox": "No such native application org.cisbridge.host",
+}
 _REINSTALL = "run `cisbridge install` again (it rewrites the manifests and the launcher)"
 
 
@@ -246,7 +251,7 @@ def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Chec
         if not present:
             where = [m.lstrip("?") for s, m in candidates if not _is_also(systems[s], browser, m)]
             checks.append(Check(f"{label} manifest", "fail",
-                                f"not found: {label} would say \"Specified native messaging host not found.\" "
+                                f"not found: {label} would say \"{_NOT_FOUND.get(browser, _NOT_FOUND['chrome'])}\" "
                                 f"(looked in {', '.join(where[:4])}{' …' if len(where) > 4 else ''})",
                                 f"run `cisbridge install --browser {browser}` (or `--system` for every user)",
                                 {"looked": where}))
