@@ -191,7 +191,8 @@ class Status(Struct, omit_defaults=True):
     cardPresent: bool
     session: Session
     #: "ok" or why readers cannot be listed ("unavailable: pcscd is not running").
-    pcsc: str = "ok"
+    pcsc: str
+    #: label of the PKCS#11 token in use, once a card call has chosen one
     token: str | None = None
 
 
