@@ -81,6 +81,10 @@ export interface CisAuthStatus {
   readers: Array<{ name: string; cardPresent: boolean }>;
   cardPresent: boolean;
   session: CisAuthSession;
+  /** "ok", or "unavailable: <why>" when readers cannot be listed */
+  pcsc: string;
+  /** label of the PKCS#11 token in use, once a card call has chosen one */
+  token?: string;
   [more: string]: unknown;
 }
 
