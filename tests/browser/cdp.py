@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import queue
@@ -96,6 +97,31 @@ class Page:
                 if self.alive():
                     raise
                 return
+
+    def click(self, selector: str) -> None:
+        """Clicks the middle of the element, as a mouse would (press and release)."""
+        box = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return {x: r.x + r.width / 2, y: r.y + r.height / 2, shown: r.width > 0 && r.height > 0}; })()"
+        )
+        if not box.pop("shown"):
+            raise CDPError(f"{selector} is not shown: nothing to click")
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            event = {"type": kind, "x": box["x"], "y": box["y"], "button": "none" if kind == "mouseMoved" else "left"}
+            if kind != "mouseMoved":
+                event["clickCount"] = 1
+            try:  # a click may close the window (a prompt's buttons do)
+                self.cdp.send("Input.dispatchMouseEvent", event, self.session, timeout=3)
+            except CDPError:
+                if self.alive():
+                    raise
+                return
+
+    def screenshot(self, path) -> None:
+        """Saves what the tab or window shows as a PNG."""
+        data = self.cdp.send("Page.captureScreenshot", {"format": "png"}, self.session)["data"]
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(data))
 
     def alive(self) -> bool:
         targets = self.cdp.send("Target.getTargets")["targetInfos"]

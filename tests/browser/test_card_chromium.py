@@ -14,8 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from conftest import Browser, call
-from test_prompts_chromium import finish, start, text
+from conftest import Browser, call, finish, start, text
 
 pytestmark = [pytest.mark.browser, pytest.mark.softhsm]
 
