@@ -117,9 +117,16 @@ class Page:
                     raise
                 return
 
-    def screenshot(self, path) -> None:
-        """Saves what the tab or window shows as a PNG."""
-        data = self.cdp.send("Page.captureScreenshot", {"format": "png"}, self.session)["data"]
+    def screenshot(self, path, selector: str | None = None, margin: int = 0) -> None:
+        """Saves what the tab or window shows as a PNG (only the element
+        `selector` and `margin` pixels around it, when given)."""
+        params: dict[str, Any] = {"format": "png"}
+        if selector is not None:
+            params["clip"] = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect(), m = {margin};"
+                " return {x: Math.max(0, r.x - m), y: Math.max(0, r.y - m), width: r.width + 2 * m, height: r.height + 2 * m, scale: 1}; })()"
+            )
+        data = self.cdp.send("Page.captureScreenshot", params, self.session)["data"]
         with open(path, "wb") as out:
             out.write(base64.b64decode(data))
 

@@ -215,11 +215,11 @@ def virtual_card(pcscd):
     card.remove()
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """Saves what `page` shows as bench-results/screenshots/<name>.png."""
+def screenshot(page: Page, name: str, selector: str | None = None) -> Path:
+    """Saves what `page` shows (or its element `selector`) as bench-results/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path)
+    page.screenshot(path, selector, margin=16 if selector else 0)
     return path
 
 

@@ -88,8 +88,9 @@ def test_login_with_passcode_and_role_gives_a_ticket_the_ssb_accepts(browser, pa
     assert text(pin, "origin") == page.evaluate("location.origin")
     assert pin.evaluate("document.getElementById('pin-input').type") == "password"
     assert pin.evaluate("document.querySelector('label[for=pin-input]').textContent") == "Passcode"
-    screenshot(pin, "prompt-pin")
     pin.type(PIN)
+    assert pin.evaluate("document.getElementById('pin-input').value.length") == len(PIN)
+    screenshot(pin, "prompt-pin", "main")
     pin.click("#pin-submit")
 
     role = browser.wait_prompt(seen={pin.target_id})
@@ -100,7 +101,7 @@ def test_login_with_passcode_and_role_gives_a_ticket_the_ssb_accepts(browser, pa
     labels = role.evaluate("[...document.querySelectorAll('.role-option')].map(l => l.textContent)")
     assert "CISBRIDGE TEST SURGERY (Y42)" in labels[1] and "Registration Authority Agent" in labels[1]
     assert role.evaluate("document.activeElement.value") == ROLES[0]
-    screenshot(role, "prompt-role")
+    screenshot(role, "prompt-role", "main")
     role.press("ArrowDown")
     role.press("Enter")
 
@@ -129,7 +130,7 @@ def test_the_ehr_page_logs_in_by_its_button_and_shows_the_asserted_role(browser,
     wait_for(lambda: ehr.evaluate("!document.getElementById('who').hidden"), what="the page to show the user")
     assert ehr.evaluate("document.getElementById('role').textContent").endswith(f"({ROLES[2]})")
     assert ehr.evaluate("document.getElementById('name').textContent").endswith(f"({MANY_ROLES})")
-    screenshot(ehr, "ehr-after-login")
+    screenshot(ehr, "ehr-after-login", ".card")
     ehr.close()
 
 
@@ -176,7 +177,7 @@ def test_signing_asks_consent_then_passcode_and_the_card_signs(browser, page, si
     assert text(consent, "consent-description") == "2 prescriptions for Jane Smith"
     assert text(consent, "consent-count") == "2"
     assert "RS256" in text(consent, "consent-algorithm")
-    screenshot(consent, "prompt-consent")
+    screenshot(consent, "prompt-consent", "main")
     # Cancel has the focus; Tab moves to Sign and Enter presses it.
     assert consent.evaluate("document.activeElement.textContent") == "Cancel"
     consent.press("Tab")
