@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from cisbridge.spine import server
 from conftest import (
-    MANY_ROLES, PIN, Browser, call, done, finish, gas_config, host_env, screenshot, start, text, wait_for,
+    MANY_ROLES, ONE_ROLE, PIN, Browser, call, done, finish, gas_config, host_env, screenshot, start, text, wait_for,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.softhsm]
@@ -132,6 +132,27 @@ def test_the_ehr_page_logs_in_by_its_button_and_shows_the_asserted_role(browser,
     assert ehr.evaluate("document.getElementById('name').textContent").endswith(f"({MANY_ROLES})")
     screenshot(ehr, "ehr-after-login", ".card")
     ehr.close()
+
+
+def test_a_card_with_one_role_asks_only_the_passcode(browser, page, site, cards, simulator, logged_out):
+    config = browser.workdir / "config.toml"
+    many = config.read_text()
+    config.write_text(gas_config(site, cards, simulator, "one"))  # the next host reads it
+    browser.stop_hosts()
+    try:
+        wait_for(lambda: call(page, "getStatus()").get("ok"), what="a new host")
+        start(page, "getTicket()")
+        pin = browser.wait_prompt()
+        pin.type(PIN)
+        pin.press("Enter")
+        outcome = finish(page)
+        assert outcome["ok"], outcome
+        assert browser.prompt_windows() == []  # no role window
+        assertion = server.role_assertion(outcome["value"], simulator.url, ca_file=str(simulator.ca_file))
+        assert (assertion.uid, assertion.role_profile_id) == (ONE_ROLE, "555000000101")
+    finally:
+        config.write_text(many)
+        browser.stop_hosts()
 
 
 def test_wrong_passcode_then_right(browser, page, logged_out):
