@@ -318,7 +318,7 @@ class Browser:
         targets = self.cdp.send("Target.getTargets")["targetInfos"]
         return [t for t in targets if t["url"].startswith(f"chrome-extension://{EXTENSION_ID}/prompt.html")]
 
-    def wait_prompt(self, seen: set[str] = frozenset(), timeout: float = 10) -> Page:
+    def wait_prompt(self, seen: set[str] = frozenset(), timeout: float = 10, step: float = 0.05) -> Page:
         """The next prompt window the extension opens (one not in `seen`), loaded and attached."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -331,9 +331,9 @@ class Browser:
                             return page
                     except CDPError:
                         pass
-                    time.sleep(0.05)
+                    time.sleep(step)
                 break
-            time.sleep(0.05)
+            time.sleep(step)
         raise AssertionError("no prompt window opened")
 
     def wait_no_prompt(self, timeout: float = 5) -> None:
