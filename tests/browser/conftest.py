@@ -134,22 +134,26 @@ def site():
 
 
 MAKE_CARDS = """
-import json, sys
+import base64, json, sys
+from cryptography.hazmat.primitives.serialization import Encoding
 from cisbridge import testca
 from cisbridge.card import softhsm_module, testcard
 store, ca_dir, pin = sys.argv[1:4]
 conf = testcard.make_store(store)
 ca = testca.load_or_create(ca_dir)
+certificates = {}
 for uuid, label in (("555000000001", "one"), ("555000000002", "many")):
-    testcard.create(label=label, pin=pin, uuid=uuid, softhsm_conf=conf, ca=ca)
-print(json.dumps({"conf": conf, "module": softhsm_module(), "ca_dir": ca_dir}))
+    card = testcard.create(label=label, pin=pin, uuid=uuid, softhsm_conf=conf, ca=ca)
+    certificates[label] = base64.b64encode(card.certificate.public_bytes(Encoding.DER)).decode()
+print(json.dumps({"conf": conf, "module": softhsm_module(), "ca_dir": ca_dir, "certificates": certificates}))
 """
 
 
 @pytest.fixture(scope="session")
 def cards(tmp_path_factory):
     """Two SoftHSM2 cards from the test CA, passcode PIN: label "one"
-    (555000000001, one role) and "many" (555000000002, three roles)."""
+    (555000000001, one role) and "many" (555000000002, three roles);
+    ``certificates`` maps each label to its certificate (base64 DER)."""
     from cisbridge.card import softhsm_module
 
     if not os.path.exists(softhsm_module()):
