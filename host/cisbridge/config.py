@@ -1,30 +1,25 @@
-"""Configuration (CONTRACT.md §5): TOML, system config then user config.
+"""Configuration (CONTRACT.md §5): the schema, and loading = read + validate.
 
-``CISBRIDGE_CONFIG`` names one file instead of the two.  The schema is a tree of
-msgspec Structs, so unknown keys and wrong types are refused with the key named.
-
-What the administrator's system config sets, the user config cannot widen:
-``allowed_origins`` and ``allowed_extensions`` may only be narrowed, and every
-other key set by the system config is fixed (a user value is ignored with a
-warning), except ``[logging] level``.
+``configfiles`` finds, reads and merges the TOML files (system config, then
+user config; ``CISBRIDGE_CONFIG`` names one file instead); this module checks
+the result against the schema, a tree of msgspec Structs, so unknown keys and
+wrong types are refused with the file and key named.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-from cisbridge import DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID
+from cisbridge.configfiles import DEFAULT_EXTENSIONS, ConfigError, Raw, read
 from cisbridge.origins import OriginError, canonical_extension_id, canonical_origin, is_secure
 
-APP = "cisbridge"
-FILENAME = "config.toml"
+__all__ = ["Config", "ConfigError", "Loaded", "load", "validate", "parse", "config_files", "user_config_file"]
 
 
 class _Section(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -65,7 +60,7 @@ class HostConfig(_Section):
 
 
 def _default_extensions() -> list[str]:
-    return [DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID]
+    return list(DEFAULT_EXTENSIONS)
 
 
 class Config(_Section):
@@ -77,41 +72,25 @@ class Config(_Section):
     host: HostConfig = msgspec.field(default_factory=HostConfig)
 
 
-class ConfigError(Exception):
-    """A configuration file the host cannot use; names the file and the key."""
-
-    def __init__(self, file: str | None, key: str | None, problem: str):
-        self.file, self.key, self.problem = file, key, problem
-        where = file or "configuration"
-        if key:
-            where += f", key {key}"
-        super().__init__(f"{where}: {problem}")
-
-    @property
-    def detail(self) -> dict[str, Any]:
-        return {"file": self.file, "key": self.key, "problem": self.problem}
-
-
-@dataclass
 class Loaded:
-    config: Config
-    #: the files read, in order
-    files: list[str] = field(default_factory=list)
-    #: things a person should know (ignored user overrides); shown by doctor
-    warnings: list[str] = field(default_factory=list)
+    """The merged configuration and how it came about.
+
+    (A plain class: dataclasses would import inspect before ``ready``.)
+    """
+
+    def __init__(self, config: Config, files: list[str] | None = None, warnings: list[str] | None = None):
+        self.config = config
+        #: the files read, in order
+        self.files = files or []
+        #: things a person should know (ignored user overrides); shown by doctor
+        self.warnings = warnings or []
 
 
 def config_files(env: dict[str, str] | os._Environ = os.environ) -> list[Path]:
     """The files that would be read, existing or not, in merge order."""
-    named = env.get("CISBRIDGE_CONFIG")
-    if named:
-        return [Path(named)]
-    import platformdirs
+    from cisbridge.configfiles import paths
 
-    return [
-        Path(platformdirs.site_config_dir(APP, appauthor=False)) / FILENAME,
-        Path(platformdirs.user_config_dir(APP, appauthor=False)) / FILENAME,
-    ]
+    return [Path(p) for p in paths(env)]
 
 
 def user_config_file() -> Path:
@@ -119,23 +98,16 @@ def user_config_file() -> Path:
 
 
 def load(env: dict[str, str] | os._Environ = os.environ) -> Loaded:
-    """Read, validate and merge the configuration; raises ConfigError."""
-    paths = config_files(env)
-    named = len(paths) == 1 and bool(env.get("CISBRIDGE_CONFIG"))
-    layers: list[tuple[str, dict[str, Any]]] = []
-    for path in paths:
-        if named and not path.is_file():
-            raise ConfigError(str(path), None, "CISBRIDGE_CONFIG names a file that does not exist")
-        if path.is_file():
-            layers.append((str(path), _read(path)))
-    loaded = Loaded(config=Config(), files=[p for p, _ in layers])
-    merged: dict[str, Any] = {}
-    if layers:
-        merged = layers[0][1]
-        if len(layers) == 2:
-            merged = _merge(merged, layers[1][1], layers[1][0], loaded.warnings)
-    loaded.config = _to_config(merged, layers[-1][0] if layers else None)
-    return loaded
+    """Read, merge and validate the configuration; raises ConfigError."""
+    return validate(read(env))
+
+
+def validate(raw: Raw) -> Loaded:
+    """Check each file against the schema (so errors name the right file), then the merge."""
+    for file, layer in raw.layers:
+        _check(layer, file)
+    config = _to_config(raw.merged, raw.files[-1] if raw.files else None)
+    return Loaded(config, raw.files, raw.warnings)
 
 
 def parse(text: str, file: str = "<string>") -> Config:
@@ -148,20 +120,6 @@ def parse(text: str, file: str = "<string>") -> Config:
         raise ConfigError(file, None, f"not valid TOML: {exc}") from None
     _check(raw, file)
     return _to_config(raw, file)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    import tomllib
-
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), None, f"not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot be read: {exc.strerror}") from None
-    _check(raw, str(path))
-    return raw
 
 
 _PATH = re.compile(r" - at `\$((?:\.[A-Za-z_0-9]+|\[\d+\])*)`$")
@@ -213,33 +171,3 @@ def _to_config(raw: dict[str, Any], file: str | None) -> Config:
     return config
 
 
-_NARROWABLE = ("allowed_origins", "allowed_extensions")
-_USER_MAY_CHANGE = {("logging", "level")}
-
-
-def _merge(system: dict[str, Any], user: dict[str, Any], user_file: str, warnings: list[str]) -> dict[str, Any]:
-    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in system.items()}
-    for key, value in user.items():
-        if key in _NARROWABLE:
-            if key not in system:
-                merged[key] = value
-                continue
-            norm = canonical_origin if key == "allowed_origins" else canonical_extension_id
-            admin = {norm(v) for v in system[key]}
-            kept = [v for v in value if norm(v) in admin]
-            for dropped in (v for v in value if norm(v) not in admin):
-                warnings.append(f"{user_file}: {key} entry {dropped!r} ignored: the system configuration does not allow it")
-            merged[key] = kept
-        elif isinstance(value, dict):
-            section = merged.setdefault(key, {})
-            if not isinstance(section, dict):
-                merged[key] = value
-                continue
-            for sub, subvalue in value.items():
-                if sub in section and (key, sub) not in _USER_MAY_CHANGE and section[sub] != subvalue:
-                    warnings.append(f"{user_file}: {key}.{sub} ignored: set by the system configuration")
-                else:
-                    section[sub] = subvalue
-        else:
-            merged[key] = value
-    return merged

@@ -8,20 +8,28 @@ arrive and only a short prefix is kept, so the id can still be recovered.
 
 from __future__ import annotations
 
-import re
 import struct
-from dataclasses import dataclass
 
 HEADER = struct.Struct("=I")  # native byte order, 4 bytes: what the browsers send
 _PREFIX_KEPT = 512
 
 
-@dataclass(frozen=True, slots=True)
 class Oversize:
-    """A frame that was too large; its bytes were discarded."""
+    """A frame that was too large; its bytes were discarded.
 
-    size: int
-    prefix: bytes
+    (A plain class: this module is imported before ``ready``, typing is not.)
+    """
+
+    __slots__ = ("size", "prefix")
+
+    def __init__(self, size: int, prefix: bytes):
+        self.size, self.prefix = size, prefix
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Oversize) and (self.size, self.prefix) == (other.size, other.prefix)
+
+    def __repr__(self) -> str:
+        return f"Oversize({self.size}, {len(self.prefix)} bytes kept)"
 
 
 class FrameDecoder:
@@ -98,11 +106,13 @@ def frame(payload: bytes) -> bytes:
 # The extension writes "id" as the first key, so an oversize frame's id can be
 # read from its first bytes without parsing the rest; anchored at the start so
 # a nested "id" (a sign payload's) is never mistaken for the request's.
-_LEADING_ID = re.compile(rb'^\s*\{\s*"id"\s*:\s*(-?\d{1,16}|"(?:[^"\\\x00-\x1f]|\\.){1,128}")\s*[,}]')
+_LEADING_ID = rb'^\s*\{\s*"id"\s*:\s*(-?\d{1,16}|"(?:[^"\\\x00-\x1f]|\\.){1,128}")\s*[,}]'
 
 
 def leading_id(prefix: bytes) -> int | str | None:
-    m = _LEADING_ID.match(prefix)
+    import re
+
+    m = re.match(_LEADING_ID, prefix)
     if not m:
         return None
     import msgspec

@@ -3,10 +3,12 @@
 Order matters for start-up time and safety:
 1. take the real stdout for frames and point fd 1 (and ``sys.stdout``) at
    stderr, so nothing else — a stray print, a C library — can corrupt the stream;
-2. read the configuration (an invalid one does not stop the host: it answers
-   every request with an error naming the file and key, because a host that
-   exits only makes the browser say "Native host has exited");
-3. write ``ready`` — before importing asyncio and the service;
+2. read and merge the configuration files and write ``ready`` — with json,
+   before importing msgspec, asyncio and the service: the browser waits for it;
+3. validate the configuration against the schema (an invalid one does not
+   stop the host: it answers every request with an error naming the file and
+   key, because a host that exits only makes the browser say "Native host has
+   exited");
 4. serve until stdin ends, SIGTERM or SIGINT, then exit 0 within a second.
 """
 
@@ -16,7 +18,6 @@ import os
 import sys
 
 from cisbridge import PROTOCOL, __version__
-from cisbridge import protocol as p
 from cisbridge.framing import HEADER
 
 
@@ -29,6 +30,7 @@ class _Pipe:
         self.on_broken = None
 
     def send(self, frame) -> None:
+        p = _protocol()
         payload = p.encode(frame)
         if len(payload) > p.MAX_OUTGOING:
             # Handlers bound their answers before doing the work; this is the
@@ -65,6 +67,29 @@ class _Pipe:
                 self.on_broken()
 
 
+def _protocol():
+    """cisbridge.protocol, imported after ready (it brings msgspec)."""
+    global _p
+    if _p is None:
+        from cisbridge import protocol
+
+        _p = protocol
+    return _p
+
+
+_p = None
+
+
+def _write_ready(pipe: _Pipe, agent: str, allowed: list[str]) -> None:
+    """The ``ready`` event (protocol.ReadyData), written with the stdlib's json
+    so the browser hears from the host before msgspec is even imported."""
+    import json
+
+    data = {"version": __version__, "protocol": PROTOCOL, "agent": agent, "allowedOrigins": allowed}
+    payload = json.dumps({"event": "ready", "data": data}, separators=(",", ":")).encode()
+    pipe.write(HEADER.pack(len(payload)) + payload)
+
+
 def _take_stdio() -> tuple[int, int]:
     in_fd = os.dup(0)
     out_fd = os.dup(1)
@@ -81,25 +106,42 @@ def _take_stdio() -> tuple[int, int]:
     return in_fd, out_fd
 
 
+#: What launchers run (``python -c LAUNCH CALLER…``): ``-c`` rather than
+#: ``-m cisbridge host`` skips runpy and the CLI, a few ms of every cold start.
+LAUNCH = "from cisbridge.host import run; run()"
+
+
+def run() -> None:
+    """Entry point for ``python -c LAUNCH``: the browser's arguments follow."""
+    raise SystemExit(main(sys.argv[1:]))
+
+
 def main(argv: list[str]) -> int:
     in_fd, out_fd = _take_stdio()
     pipe = _Pipe(out_fd)
 
-    from cisbridge import config as cfg
+    from cisbridge import configfiles
     from cisbridge.origins import caller_from_argv
 
-    config_error = None
-    try:
-        loaded = cfg.load()
-        config = loaded.config
-    except cfg.ConfigError as exc:
-        config_error = exc
-        config = cfg.Config()
-        loaded = None
     caller = caller_from_argv(argv)
+    raw, config_error = None, None
+    try:
+        raw = configfiles.read()
+    except configfiles.ConfigError as exc:
+        config_error = exc
+    kind, allowed = configfiles.ready_view(raw, caller) if raw is not None else ("none", [])
+    _write_ready(pipe, kind, allowed)
+
+    from cisbridge import config as cfg
+
+    loaded = None
+    if raw is not None:
+        try:
+            loaded = cfg.validate(raw)
+        except cfg.ConfigError as exc:
+            config_error = exc
+    config = loaded.config if loaded is not None else cfg.Config()
     caller_ok = caller is not None and caller in config.allowed_extensions
-    allowed = config.allowed_origins if caller_ok and config_error is None else []
-    pipe.send(p.EventFrame("ready", p.ReadyData(__version__, PROTOCOL, config.agent.kind, allowed)))
 
     from cisbridge import logs
 

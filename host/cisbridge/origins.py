@@ -7,11 +7,10 @@ contexts: https, or http on a loopback host that the allowlist names.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from urllib.parse import urlsplit
-
-from cisbridge.protocol import CisError, ErrorCode
+TYPE_CHECKING = False  # (not typing's: this module is imported before ready, typing is not)
+if TYPE_CHECKING:  # protocol imports msgspec: not needed to read the config before ready
+    from cisbridge.protocol import CisError
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _CHROME_ID = re.compile(r"^[a-p]{32}$")
@@ -27,37 +26,62 @@ class OriginError(ValueError):
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
 
+_ORIGIN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.S)
+_HOST = re.compile(r"[a-z0-9_~-][a-z0-9._~-]*")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
 def canonical_origin(text: str) -> str:
-    """The canonical form of an origin, or OriginError saying why it is not one."""
+    """The canonical form of an origin, or OriginError saying why it is not one.
+
+    Parsed by hand rather than with urllib.parse: an origin is a small thing,
+    and this runs before the host's ``ready`` frame, where every import counts.
+    """
     if not isinstance(text, str) or not text:
         raise OriginError("an origin is a string like https://ehr.example.nhs.uk")
     if text == "null":
         raise OriginError("opaque origin 'null' (sandboxed frame or file) is never allowed")
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise OriginError(f"not an origin: {exc}") from None
-    scheme = parts.scheme.lower()
+    m = _ORIGIN.fullmatch(text)
+    if not m:
+        raise OriginError("not an origin: scheme://host[:port] expected")
+    scheme, authority, rest = m.group(1).lower(), m.group(2), m.group(3)
     if scheme not in _DEFAULT_PORTS:
-        raise OriginError(f"scheme {scheme or '(none)'!r} is not allowed: use https")
-    if parts.username is not None or parts.password is not None:
+        raise OriginError(f"scheme {scheme!r} is not allowed: use https")
+    if "@" in authority:
         raise OriginError("an origin has no user name or password")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith(("?", "#")):
+    if rest not in ("", "/"):
         raise OriginError("an origin has no path, query or fragment: scheme://host[:port] only")
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise OriginError("an origin needs a host")
-    if "*" in host:
-        raise OriginError("wildcards are not supported: list each origin exactly")
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
+    if authority.startswith("["):  # IPv6 literal
+        end = authority.find("]")
+        host, port_part = authority[: end + 1].lower(), authority[end + 1 :]
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise OriginError(f"not an IPv6 address: {host}") from None
+    else:
+        host, colon, port_part = authority.partition(":")
+        host, port_part = host.lower(), colon + port_part
+        if not host:
+            raise OriginError("an origin needs a host")
+        if "*" in host:
+            raise OriginError("wildcards are not supported: list each origin exactly")
+        if not _HOST.fullmatch(host):
+            raise OriginError(f"not a host name: {host!r}")
+    port = None
+    if port_part:
+        if not (port_part.startswith(":") and _PORT.fullmatch(port_part[1:]) and int(port_part[1:]) <= 65535):
+            raise OriginError(f"not a port: {port_part[1:]!r}")
+        port = int(port_part[1:])
     if port is None or port == _DEFAULT_PORTS[scheme]:
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
@@ -86,11 +110,13 @@ class OriginPolicy:
             verdict = self._judge(origin)
             if len(self._cache) < 512:
                 self._cache[origin] = verdict
-        if isinstance(verdict, CisError):
-            raise verdict
-        return verdict
+        if isinstance(verdict, str):
+            return verdict
+        raise verdict
 
     def _judge(self, origin: str) -> CisError | str:
+        from cisbridge.protocol import CisError, ErrorCode
+
         if origin == "null":
             return CisError(
                 ErrorCode.ORIGIN_NOT_ALLOWED,

@@ -191,7 +191,8 @@ class Status(Struct, omit_defaults=True):
     cardPresent: bool
     session: Session
     #: "ok" or why readers cannot be listed ("unavailable: pcscd is not running").
-    pcsc: str = "ok"
+    pcsc: str
+    #: label of the PKCS#11 token in use, once a card call has chosen one
     token: str | None = None
 
 
@@ -302,7 +303,7 @@ class SessionEndedData(Struct, omit_defaults=True):
 # Codec
 
 _encoder = msgspec.json.Encoder()
-_request_decoder = msgspec.json.Decoder(Request)
+_request_decoder: msgspec.json.Decoder | None = None  # built on first use, after ready
 
 #: Host -> browser frames may not exceed this (the browsers' own limit).
 MAX_OUTGOING = 1024 * 1024
@@ -314,6 +315,9 @@ def encode(frame: Any) -> bytes:
 
 def decode_request(payload: bytes) -> Request:
     """Decode and validate one request, or raise CisError(INVALID_REQUEST)."""
+    global _request_decoder
+    if _request_decoder is None:
+        _request_decoder = msgspec.json.Decoder(Request)
     try:
         return _request_decoder.decode(payload)
     except msgspec.DecodeError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from gas_support import MANY_ROLES, NO_ROLES, ONE_ROLE, ORIGIN, PIN, Cards
+from gas_support import MANY_ROLES, NO_ROLES, ONE_ROLE, PIN, Cards, gas_config
 
 from cisbridge import testca
 from cisbridge.card import softhsm_module, testcard
@@ -37,12 +37,6 @@ def sim(request, gas_cards):
 @pytest.fixture
 def gas_host(start_host, gas_cards, sim):
     def start(label: str = "one", extra: str = "", timeout: float = 5):
-        ca_line = f'ca_file = "{sim.ca_file}"\n' if sim.ca_file else ""
-        config = (
-            f'allowed_origins = ["{ORIGIN}"]\n'
-            f'[agent]\nkind = "gas"\nurl = "{sim.url}"\n{ca_line}timeout = {timeout}\n'
-            f'[pkcs11]\nmodule = "{softhsm_module()}"\ntoken_label = "{label}"\n' + extra
-        )
-        return start_host(config, env={"SOFTHSM2_CONF": gas_cards.conf})
+        return start_host(gas_config(sim, label, extra, timeout), env={"SOFTHSM2_CONF": gas_cards.conf})
 
     return start

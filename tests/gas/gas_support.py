@@ -19,6 +19,18 @@ class Cards:
 
 
 
+def gas_config(sim, label: str = "one", extra: str = "", timeout: float = 5) -> str:
+    """A host config for the GAS agent against ``sim`` with the SoftHSM2 card ``label``."""
+    from cisbridge.card import softhsm_module
+
+    ca_line = f'ca_file = "{sim.ca_file}"\n' if sim.ca_file else ""
+    return (
+        f'allowed_origins = ["{ORIGIN}"]\n'
+        f'[agent]\nkind = "gas"\nurl = "{sim.url}"\n{ca_line}timeout = {timeout}\n'
+        f'[pkcs11]\nmodule = "{softhsm_module()}"\ntoken_label = "{label}"\n' + extra
+    )
+
+
 def login(host, pin: str = PIN, role: str | None = None, timeout: float = 20) -> dict:
     """getTicket answering the prompts as the user would."""
     rid = host.send("getTicket", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from gas_support import ONE_ROLE, ORIGIN, PIN, login
+from gas_support import ONE_ROLE, PIN, gas_config, login
 
 from cisbridge.spine import server
 
@@ -92,16 +92,9 @@ def test_card_from_an_untrusted_ca_is_refused_with_the_servers_words(gas_host):
 
 
 def test_simulator_down(start_host, gas_cards, sim):
-    from cisbridge.card import softhsm_module
-
-    url = sim.url
+    config = gas_config(sim, "one")
     sim.stop()
-    host = start_host(
-        f'allowed_origins = ["{ORIGIN}"]\n[agent]\nkind = "gas"\nurl = "{url}"\n'
-        + (f'ca_file = "{sim.ca_file}"\n' if sim.ca_file else "")
-        + f'[pkcs11]\nmodule = "{softhsm_module()}"\ntoken_label = "one"\n',
-        env={"SOFTHSM2_CONF": gas_cards.conf},
-    )
+    host = start_host(config, env={"SOFTHSM2_CONF": gas_cards.conf})
     start = time.monotonic()
     error = host.call("getTicket", {}, timeout=10)["error"]
     assert error["code"] == "AGENT_UNAVAILABLE"
@@ -126,15 +119,10 @@ def test_server_faults_map_to_agent_unavailable(gas_host, sim, fault):
 
 
 def test_idle_expiry_ends_the_session_with_an_event(start_host, gas_cards):
-    from cisbridge.card import softhsm_module
     from cisbridge.sim.server import Simulator
 
     with Simulator(ca=gas_cards.ca, idle_time=1.5, max_time=60) as sim:
-        host = start_host(
-            f'allowed_origins = ["{ORIGIN}"]\n[agent]\nkind = "gas"\nurl = "{sim.url}"\n'
-            f'[pkcs11]\nmodule = "{softhsm_module()}"\ntoken_label = "one"\n',
-            env={"SOFTHSM2_CONF": gas_cards.conf},
-        )
+        host = start_host(gas_config(sim), env={"SOFTHSM2_CONF": gas_cards.conf})
         ticket = login(host)["result"]["ticket"]
         assert ticket
         event = host.event("sessionEnded", timeout=5)
@@ -143,15 +131,10 @@ def test_idle_expiry_ends_the_session_with_an_event(start_host, gas_cards):
 
 
 def test_maximum_session_time_ends_the_session_even_when_in_use(start_host, gas_cards):
-    from cisbridge.card import softhsm_module
     from cisbridge.sim.server import Simulator
 
     with Simulator(ca=gas_cards.ca, idle_time=60, max_time=2) as sim:
-        host = start_host(
-            f'allowed_origins = ["{ORIGIN}"]\n[agent]\nkind = "gas"\nurl = "{sim.url}"\n'
-            f'[pkcs11]\nmodule = "{softhsm_module()}"\ntoken_label = "one"\n',
-            env={"SOFTHSM2_CONF": gas_cards.conf},
-        )
+        host = start_host(gas_config(sim), env={"SOFTHSM2_CONF": gas_cards.conf})
         login(host)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not any(e["event"] == "sessionEnded" for e in host.events):

@@ -64,6 +64,7 @@ const bridge = new Bridge({
 });
 
 watchPolicy();
+void currentPolicy(); // read policy as the worker starts: the first read is slow in Chromium
 
 let nextClient = 1;
 chrome.runtime.onConnect.addListener((port) => {

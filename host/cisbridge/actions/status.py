@@ -17,4 +17,5 @@ def get_status(ctx, params: p.NoParams) -> p.Status:
         cardPresent=any(r.cardPresent for r in readers),
         session=service.agent.session(),
         pcsc=pcsc,
+        token=service.card.chosen_label if service.card is not None else None,
     )

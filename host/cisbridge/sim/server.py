@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
+from cisbridge.origins import is_loopback
 from cisbridge.sim import documents
 from cisbridge.sim.users import Role, User, load_users
 from cisbridge.spine import gpobject, sessionservice
@@ -277,15 +277,6 @@ def _gp_error(status: int, code: str, text: str) -> Reply:
     return Reply(status, body, gpobject.CONTENT_TYPE)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 _HOST_HEADER = re.compile(r"[A-Za-z0-9.\-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 
 
@@ -450,7 +441,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- the admin endpoints (tests and demos)
     def _admin(self, method: str, path: str, query: str) -> Reply:
-        if not _is_loopback(self.client_address[0]):
+        if not is_loopback(self.client_address[0]):
             return Reply(403, b"the simulator's admin endpoints answer loopback clients only")
         state = self.server.sim.state
         if path == "/_sim/fault" and method == "GET":
@@ -741,7 +732,7 @@ class Simulator:
         sso_domain: str = ".cisbridge.test",
         fault: Fault | None = None,
     ) -> None:
-        if not tls and not _is_loopback(host):
+        if not tls and not is_loopback(host):
             raise SimulatorError(f"plain HTTP is allowed on loopback only; use --tls to serve on {host}")
         if idle_time <= 0 or max_time <= 0:
             raise SimulatorError("session times must be positive")

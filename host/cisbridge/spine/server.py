@@ -20,7 +20,6 @@ good, :class:`SpineUnavailable` when the server could not answer properly.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Mapping, NoReturn
 from urllib.parse import quote, urlsplit
 
+from cisbridge.origins import is_loopback
 from cisbridge.spine import saml, sessionservice
 from cisbridge.spine.saml import RoleAssertion
 
@@ -139,7 +139,7 @@ def _request(method: str, base_url: str, path: str, query: str | None, body: byt
     url = urlsplit(base_url)
     if url.scheme not in ("https", "http") or not url.hostname:
         raise ValueError(f"the Spine URL must be https://host[:port], not {base_url!r}")
-    if url.scheme == "http" and not _loopback(url.hostname):
+    if url.scheme == "http" and not is_loopback(url.hostname):
         raise ValueError("plain http is only accepted for a simulator on loopback; use https")
     target = url.path.rstrip("/") + path + (f"?{query}" if query else "")
     try:
@@ -171,15 +171,6 @@ def _request(method: str, base_url: str, path: str, query: str | None, body: byt
                                f"{exc.__class__.__name__}: {exc}") from None
     finally:
         conn.close()
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _int(text: str | None) -> int | None:
