@@ -160,6 +160,7 @@ def begin(bidi, context: str, expression: str) -> None:
     })
 
 
+@pytest.mark.softhsm
 def test_firefox_login_with_passcode_and_role_prompts_against_gas(firefox_gas, site, simulator):
     bidi, context = firefox_gas["bidi"], firefox_gas["context"]
     bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
@@ -183,6 +184,7 @@ def test_firefox_login_with_passcode_and_role_prompts_against_gas(firefox_gas, s
     assert (assertion.uid, assertion.role_profile_id) == (MANY_ROLES, "555000000203")
 
 
+@pytest.mark.softhsm
 def test_firefox_signing_consent_then_passcode_and_cancel(firefox_gas, site):
     bidi, context = firefox_gas["bidi"], firefox_gas["context"]
     bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
@@ -210,6 +212,7 @@ def test_firefox_signing_consent_then_passcode_and_cancel(firefox_gas, site):
 
 
 @pytest.mark.pcsc
+@pytest.mark.softhsm
 def test_firefox_card_removal_ends_the_session_in_the_page(firefox_gas, site, simulator, virtual_card):
     bidi, context = firefox_gas["bidi"], firefox_gas["context"]
     bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
