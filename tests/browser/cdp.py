@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import queue
 import threading
+import time
 from typing import Any
 
 from websockets.sync.client import connect
@@ -40,6 +42,10 @@ class CDP:
             pass
 
     def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30) -> dict:
+        return self.answer(method, self.request(method, params, session), timeout)
+
+    def request(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> "queue.Queue[dict]":
+        """Sends a command; its answer arrives in the returned queue (see `answer`)."""
         msg_id = next(self._ids)
         box: queue.Queue[dict] = queue.Queue()
         with self._lock:
@@ -48,6 +54,10 @@ class CDP:
         if session:
             message["sessionId"] = session
         self._ws.send(json.dumps(message))
+        return box
+
+    @staticmethod
+    def answer(method: str, box: "queue.Queue[dict]", timeout: float) -> dict:
         try:
             reply = box.get(timeout=timeout)
         except queue.Empty:
@@ -55,6 +65,13 @@ class CDP:
         if "error" in reply:
             raise CDPError(f"{method}: {reply['error']}")
         return reply.get("result", {})
+
+    def post(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> None:
+        """Sends a command without waiting for its answer (dropped when it comes)."""
+        message: dict[str, Any] = {"id": next(self._ids), "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        self._ws.send(json.dumps(message))
 
     def close(self) -> None:
         self._ws.close()
@@ -89,13 +106,57 @@ class Page:
             down["text"] = " "
         # A key may close the window (Enter or Escape on a prompt); the browser
         # then may never acknowledge it, which is fine once the window is gone.
-        for event in (down, dict(base, type="keyUp")):
-            try:
-                self.cdp.send("Input.dispatchKeyEvent", event, self.session, timeout=3)
-            except CDPError:
-                if self.alive():
-                    raise
+        if not self._input("Input.dispatchKeyEvent", down):
+            return
+        # The key's release goes to a window the press may be closing: no answer
+        # is awaited (commands on one session run in order all the same).
+        self.cdp.post("Input.dispatchKeyEvent", dict(base, type="keyUp"), self.session)
+
+    def click(self, selector: str) -> None:
+        """Clicks the middle of the element, as a mouse would (press and release)."""
+        box = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return {x: r.x + r.width / 2, y: r.y + r.height / 2, shown: r.width > 0 && r.height > 0}; })()"
+        )
+        if not box.pop("shown"):
+            raise CDPError(f"{selector} is not shown: nothing to click")
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            event = {"type": kind, "x": box["x"], "y": box["y"], "button": "none" if kind == "mouseMoved" else "left"}
+            if kind != "mouseMoved":
+                event["clickCount"] = 1
+            if kind == "mouseReleased":  # the click happens now and may close the window (a prompt's buttons do)
+                self.cdp.post("Input.dispatchMouseEvent", event, self.session)
                 return
+            if not self._input("Input.dispatchMouseEvent", event):
+                return
+
+    def screenshot(self, path, selector: str | None = None, margin: int = 0) -> None:
+        """Saves what the tab or window shows as a PNG (only the element
+        `selector` and `margin` pixels around it, when given)."""
+        params: dict[str, Any] = {"format": "png"}
+        if selector is not None:
+            params["clip"] = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect(), m = {margin};"
+                " return {x: Math.max(0, r.x - m), y: Math.max(0, r.y - m), width: r.width + 2 * m, height: r.height + 2 * m, scale: 1}; })()"
+            )
+        data = self.cdp.send("Page.captureScreenshot", params, self.session)["data"]
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(data))
+
+    def _input(self, method: str, event: dict, timeout: float = 5) -> bool:
+        """Sends an input event; True once the page took it, False if the
+        window closed meanwhile (its answer may then never come)."""
+        box = self.cdp.request(method, event, self.session)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.cdp.answer(method, box, 0.1)
+                return True
+            except CDPError as exc:
+                if not self.alive():
+                    return False
+                if "no answer" not in str(exc) or time.monotonic() > deadline:
+                    raise
 
     def alive(self) -> bool:
         targets = self.cdp.send("Target.getTargets")["targetInfos"]

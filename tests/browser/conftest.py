@@ -2,6 +2,11 @@
 
 The host is installed per profile (``<user-data-dir>/NativeMessagingHosts/``)
 through a launcher script in the test's tmp dir, so nothing global is touched.
+
+The real parts behind it (no stand-ins): SoftHSM2 cards made by
+``cisbridge.card.testcard`` (``cards``), the GAS/SSB simulator in this process
+(``simulator``), and this process's private pcscd with the vpcd virtual reader
+(``pcscd``; every host inherits ``PCSCLITE_CSOCK_NAME`` for it).
 """
 
 from __future__ import annotations
@@ -23,7 +28,22 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from cdp import CDP, CDPError, Page  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.pcsc import VirtualCard, available, process_pcscd  # noqa: E402
+
+# libpcsclite in a host reads PCSCLITE_CSOCK_NAME at its first PC/SC call, and
+# hosts inherit this process's environment: pick the private socket now, so no
+# host ever talks to (or waits for) the machine's own pcscd.
+PCSC_MISSING = available()
+PCSCD = None if PCSC_MISSING else process_pcscd()
+
 REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "bench-results" / "screenshots"
+#: Chromium resolves names under this domain to 127.0.0.1: http pages there
+#: are plain-http pages on a non-loopback name (INSECURE_CONTEXT), served here.
+TEST_DOMAIN = "cisbridge.test"
+PIN = "2468"
+ONE_ROLE, MANY_ROLES = "555000000001", "555000000002"
 DIST = REPO / "extension" / "dist"
 EXTENSION_ID = "ekiaedepebiljeejbccahljdhmdiocpb"
 HOST_NAME = "org.cisbridge.host"
@@ -40,9 +60,55 @@ PROBE = (
 )
 
 
+#: A small EHR page: "Log in with smartcard" gets a ticket, the page's server
+#: asks the SSB for the role assertion (``/whoami``), and the page shows who
+#: is signed in, in which role; a removed card signs the user out.
+EHR = """<!doctype html><html lang=en><meta charset=utf-8><title>Test EHR</title>
+<style>body{font:16px/1.4 system-ui,sans-serif;margin:0;color:#212b32;background:#f0f4f5}
+header{background:#005eb8;color:#fff;padding:12px 24px;font-weight:600;font-size:20px}
+main{padding:24px;max-width:640px}.card{background:#fff;padding:16px 20px;border-radius:4px}
+button{font:inherit;background:#007f3b;color:#fff;border:0;padding:8px 16px;border-radius:4px}
+dt{font-weight:600}dd{margin:0 0 8px}</style>
+<header>Test EHR &mdash; cisbridge</header>
+<main><div class=card><p id=state>Not signed in.</p><button id=login>Log in with smartcard</button>
+<dl id=who hidden><dt>User</dt><dd id=name></dd><dt>Role</dt><dd id=role></dd>
+<dt>Organisation</dt><dd id=org></dd></dl></div></main>
+<script>
+const $ = id => document.getElementById(id);
+$('login').onclick = async () => {
+  $('state').textContent = 'Waiting for your smartcard\u2026';
+  try {
+    const ticket = await cisAuth.getTicket();
+    const who = await (await fetch('/whoami', {method: 'POST', body: ticket})).json();
+    $('name').textContent = who.name + ' (' + who.uid + ')';
+    $('role').textContent = who.role + ' (' + who.roleId + ')';
+    $('org').textContent = who.org + ' (' + who.orgCode + ')';
+    $('who').hidden = false; $('login').hidden = true; $('state').textContent = 'Signed in.';
+  } catch (e) { $('state').textContent = 'Not signed in: ' + e.code + ' \u2014 ' + e.message; }
+};
+cisAuth.addEventListener('sessionended', () => {
+  $('who').hidden = true; $('login').hidden = false; $('state').textContent = 'Signed out: the smartcard was removed.';
+});
+</script></html>""".encode()
+
+
 class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        """/whoami: the EHR back end checks the ticket with the SSB (``server.whoami``)."""
+        ticket = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        whoami = getattr(self.server, "whoami", None)
+        if self.path != "/whoami" or whoami is None:
+            self.send_error(404)
+            return
+        body = json.dumps(whoami(ticket)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):  # noqa: N802
-        body = PROBE if self.path.startswith("/probe") else PAGE
+        body = PROBE if self.path.startswith("/probe") else EHR if self.path.startswith("/ehr") else PAGE
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -60,8 +126,136 @@ def site():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = server.server_address[1]
-    yield {"allowed": f"http://127.0.0.1:{port}", "other": f"http://localhost:{port}"}
+    yield {
+        "allowed": f"http://127.0.0.1:{port}", "other": f"http://localhost:{port}",
+        "insecure": f"http://ehr.{TEST_DOMAIN}:{port}", "server": server,
+    }
     server.shutdown()
+
+
+MAKE_CARDS = """
+import base64, json, sys
+from cryptography.hazmat.primitives.serialization import Encoding
+from cisbridge import testca
+from cisbridge.card import softhsm_module, testcard
+store, ca_dir, pin = sys.argv[1:4]
+conf = testcard.make_store(store)
+ca = testca.load_or_create(ca_dir)
+certificates = {}
+for uuid, label in (("555000000001", "one"), ("555000000002", "many")):
+    card = testcard.create(label=label, pin=pin, uuid=uuid, softhsm_conf=conf, ca=ca)
+    certificates[label] = base64.b64encode(card.certificate.public_bytes(Encoding.DER)).decode()
+print(json.dumps({"conf": conf, "module": softhsm_module(), "ca_dir": ca_dir, "certificates": certificates}))
+"""
+
+
+@pytest.fixture(scope="session")
+def cards(tmp_path_factory):
+    """Two SoftHSM2 cards from the test CA, passcode PIN: label "one"
+    (555000000001, one role) and "many" (555000000002, three roles);
+    ``certificates`` maps each label to its certificate (base64 DER)."""
+    from cisbridge.card import softhsm_module
+
+    if not os.path.exists(softhsm_module()):
+        pytest.skip("SoftHSM2 is not installed")
+    work = tmp_path_factory.mktemp("browser-cards")
+    # In a child process, so this process's SoftHSM state stays as the card tests left it.
+    made = subprocess.run(
+        [sys.executable, "-c", MAKE_CARDS, str(work / "softhsm"), str(work / "testca"), PIN],
+        capture_output=True, text=True, timeout=120,
+    )
+    if made.returncode != 0:
+        pytest.fail(f"could not make the test cards: {made.stderr[-2000:]}")
+    return json.loads(made.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def simulator(cards):
+    """The GAS/SSB simulator over TLS, trusting the cards' CA."""
+    from cisbridge import testca
+    from cisbridge.sim.server import Simulator
+
+    with Simulator(ca=testca.load_or_create(cards["ca_dir"]), tls=True, idle_time=600, max_time=1200) as sim:
+        yield sim
+
+
+def gas_config(site, cards, sim, label: str = "many") -> str:
+    """Host config: the GAS agent at the simulator, the SoftHSM card `label`."""
+    return (
+        f'allowed_origins = ["{site["allowed"]}"]\n\n'
+        f'[agent]\nkind = "gas"\nurl = "{sim.url}"\nca_file = "{sim.ca_file}"\ntimeout = 10\n\n'
+        f'[pkcs11]\nmodule = "{cards["module"]}"\ntoken_label = "{label}"\n'
+    )
+
+
+@pytest.fixture(scope="module")
+def pcsc_running():
+    """The private pcscd, running before a module's hosts start (when it is installed):
+    a host that found no pcscd only looks again after a back-off."""
+    if PCSCD is not None:
+        PCSCD.start()
+
+
+def host_env(cards) -> dict[str, str]:
+    env = {"SOFTHSM2_CONF": cards["conf"]}
+    if PCSCD is not None:
+        env["PCSCLITE_CSOCK_NAME"] = PCSCD.socket_path
+    return env
+
+
+@pytest.fixture
+def pcscd():
+    if PCSCD is None:
+        pytest.skip(PCSC_MISSING)
+    PCSCD.start()
+    return PCSCD
+
+
+@pytest.fixture
+def virtual_card(pcscd):
+    """A card for the first vpcd slot ("Virtual PCD 00 00"); not inserted yet."""
+    card = VirtualCard(pcscd.vpcd["Virtual PCD"].port)
+    yield card
+    card.remove()
+
+
+def screenshot(page: Page, name: str, selector: str | None = None) -> Path:
+    """Saves what `page` shows (or its element `selector`) as bench-results/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path, selector, margin=16 if selector else 0)
+    return path
+
+
+def start(page: Page, expression: str) -> None:
+    """Starts a cisAuth call without waiting; `finish` collects its outcome."""
+    page.evaluate(
+        f"window.__done = false; window.__outcome = window.cisAuth.{expression}"
+        ".then(value => ({ok: true, value}), e => ({ok: false, name: e.name, code: e.code, message: e.message}))"
+        ".finally(() => { window.__done = true; }); true"
+    )
+
+
+def done(page: Page) -> bool:
+    """Whether the call `start` began has its outcome (without waiting for it)."""
+    return page.evaluate("window.__done === true")
+
+
+def finish(page: Page) -> dict:
+    """The outcome of the call `start` began, once it has one."""
+    return page.evaluate("window.__outcome")
+
+
+def text(window: Page, element_id: str) -> str:
+    return window.evaluate(f"document.getElementById('{element_id}').textContent")
+
+
+def wait_for(predicate, timeout: float = 10, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 class Browser:
@@ -81,7 +275,8 @@ class Browser:
                 f"--load-extension={DIST}", f"--disable-extensions-except={DIST}",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--no-first-run", "--no-default-browser-check", "--disable-quic", "--disable-gpu",
-                "--remote-debugging-port=0", "about:blank",
+                "--remote-debugging-port=0", f"--host-resolver-rules=MAP *.{TEST_DOMAIN} 127.0.0.1",
+                "about:blank",
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(workdir / "chromium.log", "wb"),
@@ -127,7 +322,7 @@ class Browser:
         targets = self.cdp.send("Target.getTargets")["targetInfos"]
         return [t for t in targets if t["url"].startswith(f"chrome-extension://{EXTENSION_ID}/prompt.html")]
 
-    def wait_prompt(self, seen: set[str] = frozenset(), timeout: float = 10) -> Page:
+    def wait_prompt(self, seen: set[str] = frozenset(), timeout: float = 10, step: float = 0.05) -> Page:
         """The next prompt window the extension opens (one not in `seen`), loaded and attached."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -140,9 +335,9 @@ class Browser:
                             return page
                     except CDPError:
                         pass
-                    time.sleep(0.05)
+                    time.sleep(step)
                 break
-            time.sleep(0.05)
+            time.sleep(step)
         raise AssertionError("no prompt window opened")
 
     def wait_no_prompt(self, timeout: float = 5) -> None:
@@ -156,6 +351,14 @@ class Browser:
         if not self.pid_file.exists():
             return []
         return [int(line) for line in self.pid_file.read_text().split()]
+
+    def stop_hosts(self) -> None:
+        """Ends the running hosts the polite way (SIGTERM: a GAS session is
+        logged out); the next request starts a fresh one."""
+        pids = [pid for pid in self.host_pids() if pid_alive(pid)]
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not any(pid_alive(pid) for pid in pids), what="the host to exit")
 
     def close(self) -> None:
         try:

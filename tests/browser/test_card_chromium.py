@@ -5,44 +5,23 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from conftest import Browser, call
-from test_prompts_chromium import finish, start, text
+from conftest import PIN, Browser, call, finish, start, text
 
 pytestmark = [pytest.mark.browser, pytest.mark.softhsm]
 
-PASSCODE = "1234"
-
-MAKE_CARD = """
-import base64, json, sys
-from cryptography.hazmat.primitives.serialization import Encoding
-from cisbridge.card import softhsm_module, testcard
-conf = testcard.make_store(sys.argv[1])
-card = testcard.create(label="alice", pin=sys.argv[2], uuid="555000000001", softhsm_conf=conf)
-print(json.dumps({"conf": conf, "module": softhsm_module(),
-                  "certificate": base64.b64encode(card.certificate.public_bytes(Encoding.DER)).decode()}))
-"""
+PASSCODE = PIN  # the shared cards' passcode
 
 
 @pytest.fixture(scope="module")
-def card(tmp_path_factory):
-    work = tmp_path_factory.mktemp("card")
-    # In a child process, so this process's SoftHSM state stays as the card tests left it.
-    made = subprocess.run(
-        [sys.executable, "-c", MAKE_CARD, str(work / "softhsm"), PASSCODE],
-        env=dict(os.environ, CISBRIDGE_TESTCA_DIR=str(work / "testca")), capture_output=True, text=True, timeout=120,
-    )
-    if made.returncode != 0:
-        pytest.fail(f"could not make the test card: {made.stderr[-2000:]}")
-    return json.loads(made.stdout.strip().splitlines()[-1])
+def card(cards):
+    """The one-role card of the shared SoftHSM2 store (conftest.cards)."""
+    return dict(cards, certificate=cards["certificates"]["one"])
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +29,7 @@ def browser(site, card, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("chromium-card")
     config = (
         f'allowed_origins = ["{site["allowed"]}"]\n\n[agent]\nkind = "none"\n\n'
-        f'[pkcs11]\nmodule = "{card["module"]}"\ntoken_label = "alice"\n'
+        f'[pkcs11]\nmodule = "{card["module"]}"\ntoken_label = "one"\n'
     )
     b = Browser(workdir, config, host_env={"SOFTHSM2_CONF": card["conf"]})
     yield b

@@ -69,6 +69,17 @@ def test_other_origin_is_refused_without_any_window(browser, site):
     assert before == [] and browser.prompt_windows() == []
 
 
+def test_plain_http_page_on_a_non_loopback_name_is_insecure_context(browser, site):
+    # ehr.cisbridge.test resolves to 127.0.0.1 (conftest), but by its name it is plain http on the network.
+    page = browser.open(site["insecure"] + "/")
+    assert page.evaluate("location.origin + ' ' + isSecureContext") == f"{site['insecure']} false"
+    for expression in ("getStatus()", "getTicket()"):
+        outcome = call(page, expression)
+        assert (outcome["ok"], outcome["name"], outcome["code"]) == (False, "CisAuthError", "INSECURE_CONTEXT")
+        assert "not a secure context" in outcome["message"]
+    assert browser.prompt_windows() == []
+
+
 def test_unknown_method_shape_is_refused_as_invalid_request(browser, site):
     page = browser.open(site["allowed"] + "/")
     outcome = page.evaluate(

@@ -10,12 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from bidi import BiDi
-from conftest import DIST, HOST_NAME
+from conftest import DIST, HOST_NAME, MANY_ROLES, PIN, gas_config, host_env, virtual_card  # noqa: F401 (fixtures)
+
+from cisbridge.spine import server
 
 pytestmark = pytest.mark.browser
 
@@ -29,15 +30,16 @@ CALL = (
 
 @pytest.fixture(scope="module")
 def firefox(site, tmp_path_factory):
-    yield from launch_firefox(site, tmp_path_factory, host_script=None)
+    yield from launch_firefox(tmp_path_factory, f'allowed_origins = ["{site["allowed"]}"]\n\n[agent]\nkind = "none"\n')
 
 
 @pytest.fixture(scope="module")
-def firefox_scripted(site, tmp_path_factory):
-    yield from launch_firefox(site, tmp_path_factory, host_script=Path(__file__).with_name("scripted_host.py"))
+def firefox_gas(site, cards, simulator, pcsc_running, tmp_path_factory):
+    """Firefox whose host has the GAS agent at the simulator and the three-role SoftHSM card."""
+    yield from launch_firefox(tmp_path_factory, gas_config(site, cards, simulator, "many"), host_env(cards))
 
 
-def launch_firefox(site, tmp_path_factory, host_script):
+def launch_firefox(tmp_path_factory, config_text: str, env: dict[str, str] | None = None):
     binary = shutil.which("firefox-esr") or shutil.which("firefox")
     if binary is None:
         pytest.fail("firefox-esr is not installed (scripts/setup installs it)")
@@ -46,14 +48,14 @@ def launch_firefox(site, tmp_path_factory, host_script):
     hosts = home / ".mozilla" / "native-messaging-hosts"
     hosts.mkdir(parents=True)
     config = work / "config.toml"
-    config.write_text(f'allowed_origins = ["{site["allowed"]}"]\n\n[agent]\nkind = "none"\n')
+    config.write_text(config_text)
     launcher = work / "cisbridge-host"
     launcher.write_text(
         "#!/bin/sh\n"
         f"echo \"$@\" >> '{work / 'host.argv'}'\n"
         f"export CISBRIDGE_CONFIG='{config}' CISBRIDGE_LOG_DIR='{work / 'host-log'}'\n"
-        + (f"exec '{sys.executable}' '{host_script}' \"$@\"\n" if host_script
-           else f"exec '{sys.executable}' -m cisbridge host \"$@\"\n")
+        + "".join(f"export {name}='{value}'\n" for name, value in (env or {}).items())
+        + f"exec '{sys.executable}' -m cisbridge host \"$@\"\n"
     )
     launcher.chmod(0o755)
     (hosts / f"{HOST_NAME}.json").write_text(json.dumps({
@@ -134,29 +136,116 @@ def prompt_context(bidi, seen: set[str] = frozenset(), timeout: float = 10) -> s
     raise AssertionError("no prompt window opened")
 
 
-def test_firefox_prompt_windows_consent_and_passcode(firefox_scripted, site):
-    bidi, context = firefox_scripted["bidi"], firefox_scripted["context"]
-    bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
+KEYS = {"Enter": "\ue007", "Escape": "\ue00c", "Tab": "\ue004", "ArrowDown": "\ue015"}
+
+
+def keys(bidi, context: str, *presses: str) -> None:
+    """Types into the focused element of `context` with real key events (WebDriver BiDi input actions)."""
+    actions = []
+    for press in presses:
+        for char in ([KEYS[press]] if press in KEYS else list(press)):
+            actions += [{"type": "keyDown", "value": char}, {"type": "keyUp", "value": char}]
+    try:
+        bidi.send("input.performActions", {"context": context, "actions": [{"type": "key", "id": "keyboard", "actions": actions}]})
+    except Exception:  # the key closed the window (Enter or Escape on a prompt): fine once it is gone
+        if any(c["context"] == context for c in bidi.send("browsingContext.getTree")["contexts"]):
+            raise
+
+
+def begin(bidi, context: str, expression: str) -> None:
     bidi.send("script.evaluate", {
-        "expression": "window.__outcome = cisAuth.sign({algorithm: 'RS1', description: 'one letter', payloads: [{id: 'x', payload: 'AAEC'}]})"
+        "expression": f"window.__outcome = cisAuth.{expression}"
                       ".then(value => ({ok: true, value}), e => ({ok: false, name: e.name, code: e.code})); true",
         "target": {"context": context}, "awaitPromise": False,
     })
+
+
+@pytest.mark.softhsm
+def test_firefox_login_with_passcode_and_role_prompts_against_gas(firefox_gas, site, simulator):
+    bidi, context = firefox_gas["bidi"], firefox_gas["context"]
+    bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
+    assert bidi.evaluate_json(context, CALL.format("getTicketNoAuth()")) == {"ok": True, "value": None}
+    begin(bidi, context, "getTicket()")
+    pin = prompt_context(bidi)
+    assert bidi.evaluate_json(pin, "document.getElementById('title').textContent") == "Enter your smartcard passcode"
+    assert bidi.evaluate_json(pin, "document.activeElement.id") == "pin-input"
+    keys(bidi, pin, "0000", "Enter")  # wrong: asked again in a new window
+    again = prompt_context(bidi, seen={pin})
+    keys(bidi, again, PIN, "Enter")
+    role = prompt_context(bidi, seen={pin, again})
+    offered = bidi.evaluate_json(role, "[...document.querySelectorAll('.role-option input')].map(i => i.value)")
+    assert offered == ["555000000201", "555000000202", "555000000203"]
+    keys(bidi, role, "ArrowDown", "ArrowDown", "Enter")
+    outcome = bidi.evaluate_json(context, "window.__outcome")
+    assert outcome["ok"], outcome
+    ticket = outcome["value"]
+    assert bidi.evaluate_json(context, CALL.format("getTicketNoAuth()")) == {"ok": True, "value": ticket}
+    assertion = server.role_assertion(ticket, simulator.url, ca_file=str(simulator.ca_file))
+    assert (assertion.uid, assertion.role_profile_id) == (MANY_ROLES, "555000000203")
+
+
+@pytest.mark.softhsm
+def test_firefox_signing_consent_then_passcode_and_cancel(firefox_gas, site):
+    bidi, context = firefox_gas["bidi"], firefox_gas["context"]
+    bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
+    begin(bidi, context, "sign({algorithm: 'RS256', description: 'one letter', payloads: [{id: 'x', payload: 'AAEC'}]})")
     consent = prompt_context(bidi)
     shown = bidi.evaluate_json(consent, "['origin', 'consent-description', 'consent-count'].map(id => document.getElementById(id).textContent)")
     assert shown == [site["allowed"], "one letter", "1"]
-    bidi.evaluate_json(consent, "(document.querySelector('#consent button.primary').click(), true)")
+    assert bidi.evaluate_json(consent, "document.activeElement.textContent") == "Cancel"
+    keys(bidi, consent, "Tab", "Enter")
     pin = prompt_context(bidi, seen={consent})
-    bidi.evaluate_json(pin, "(document.getElementById('pin-input').value = '0000', document.getElementById('pin').requestSubmit(), true)")
+    keys(bidi, pin, PIN, "Enter")
     outcome = bidi.evaluate_json(context, "window.__outcome")
     assert outcome["ok"], outcome
-    assert [s["id"] for s in outcome["value"]["signatures"]] == ["x"]
+    assert [s["id"] for s in outcome["value"]["signatures"]] == ["x"] and outcome["value"]["failed_signatures"] == []
 
-    # Closing the window is a cancel.
-    bidi.send("script.evaluate", {
-        "expression": "window.__outcome = cisAuth.getTicket().then(value => ({ok: true, value}), e => ({ok: false, name: e.name, code: e.code})); true",
-        "target": {"context": context}, "awaitPromise": False,
-    })
+    # Escape at the consent window, and closing a window, are both a cancel.
+    begin(bidi, context, "sign({algorithm: 'RS256', payloads: [{id: 'y', payload: 'AAEC'}]})")
     window = prompt_context(bidi, seen={consent, pin})
-    bidi.send("browsingContext.close", {"context": window})
+    keys(bidi, window, "Escape")
     assert bidi.evaluate_json(context, "window.__outcome") == {"ok": False, "name": "CisAuthError", "code": "USER_CANCELLED"}
+    begin(bidi, context, "sign({algorithm: 'RS256', payloads: [{id: 'z', payload: 'AAEC'}]})")
+    closing = prompt_context(bidi, seen={consent, pin, window})
+    bidi.send("browsingContext.close", {"context": closing})
+    assert bidi.evaluate_json(context, "window.__outcome") == {"ok": False, "name": "CisAuthError", "code": "USER_CANCELLED"}
+
+
+@pytest.mark.pcsc
+@pytest.mark.softhsm
+def test_firefox_card_removal_ends_the_session_in_the_page(firefox_gas, site, simulator, virtual_card):
+    bidi, context = firefox_gas["bidi"], firefox_gas["context"]
+    bidi.send("browsingContext.navigate", {"context": context, "url": site["allowed"] + "/", "wait": "complete"})
+    bidi.evaluate_json(context, (
+        "(window.__events = [], ['cardinserted', 'cardremoved', 'sessionended'].forEach(type =>"
+        " cisAuth.addEventListener(type, e => window.__events.push({type: e.type, detail: e.detail}))), true)"
+    ))
+    assert bidi.evaluate_json(context, CALL.format("getStatus()"))["value"]["readers"][0]["name"] == "Virtual PCD 00 00"
+    virtual_card.insert()
+    wait_events(bidi, context, 1)
+    if bidi.evaluate_json(context, CALL.format("getTicketNoAuth()"))["value"] is None:
+        begin(bidi, context, "getTicket()")
+        pin = prompt_context(bidi)
+        keys(bidi, pin, PIN, "Enter")
+        keys(bidi, prompt_context(bidi, seen={pin}), "Enter")
+        assert bidi.evaluate_json(context, "window.__outcome")["ok"]
+    logouts = len(simulator.events("logout"))
+    virtual_card.remove()
+    events = wait_events(bidi, context, 3)
+    assert [e["type"] for e in events] == ["cardinserted", "cardremoved", "sessionended"]
+    assert events[1]["detail"]["reader"] == "Virtual PCD 00 00" and events[2]["detail"]["reason"] == "cardRemoved"
+    assert bidi.evaluate_json(context, CALL.format("getTicketNoAuth()")) == {"ok": True, "value": None}
+    deadline = time.monotonic() + 10
+    while len(simulator.events("logout")) <= logouts:
+        assert time.monotonic() < deadline, "no logout reached GAS"
+        time.sleep(0.05)
+
+
+def wait_events(bidi, context: str, count: int, timeout: float = 10) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        events = bidi.evaluate_json(context, "window.__events")
+        if len(events) >= count:
+            return events
+        assert time.monotonic() < deadline, f"page events so far: {events}"
+        time.sleep(0.05)
