@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { CONFIG } from "../src/config";
 import { judgeClientMessage, judgePageMessage, judgePromptPageMessage } from "../src/messages";
 import { parsePolicy } from "../src/background/policy";
-import { formatRemaining, promptModel, roleLabel, MAX_DESCRIPTION } from "../src/prompt/model";
+import { formatRemaining, promptModel, roleLabel, roleShortName, MAX_DESCRIPTION } from "../src/prompt/model";
 
 const NS = CONFIG.PAGE_NAMESPACE;
 
@@ -52,7 +52,7 @@ test("policy: allowedOrigins list or null; prompt timeout clamped", () => {
 test("prompt models: pin, role and consent data are checked before anything is shown", () => {
   const base = { origin: "https://ehr.example", deadline: 0 };
   assert.deepEqual(promptModel({ ...base, kind: "pin", data: { origin: "x", protectedPath: true, attemptsLeft: 2 } }), {
-    kind: "pin", origin: "https://ehr.example", protectedPath: true, attemptsLeft: 2,
+    kind: "pin", origin: "https://ehr.example", protectedPath: true, attemptsLeft: 2, retry: false,
   });
   assert.equal((promptModel({ ...base, kind: "pin", data: { attemptsLeft: "2" } }) as { attemptsLeft: unknown }).attemptsLeft, null);
   assert.equal(promptModel({ ...base, kind: "role", data: { roles: [] } }), null);
@@ -66,4 +66,21 @@ test("prompt models: pin, role and consent data are checked before anything is s
   assert.equal(promptModel({ ...base, kind: "consent", data: { count: 3, algorithm: "MD5" } }), null);
   assert.equal(formatRemaining(61_000), "1:01");
   assert.equal(formatRemaining(-5), "0:00");
+});
+
+test("a role is shown by its job role, not the Spine's whole path", () => {
+  assert.equal(roleShortName('"Clinical":"Clinical Provision":"Nurse Access Role"'), "Nurse Access Role");
+  assert.equal(roleShortName("GP"), "GP");
+  assert.equal(
+    roleLabel({ id: "1", name: '"Admin & Clerical":"Admin & Clerical":"Registration Authority Agent"', org: "CISBRIDGE TEST SURGERY", orgCode: "Y42" }),
+    "Registration Authority Agent — CISBRIDGE TEST SURGERY (Y42)",
+  );
+});
+
+test("a passcode prompt after a wrong passcode says so", () => {
+  const base = { origin: "https://ehr.example", deadline: 0 };
+  const again = promptModel({ ...base, kind: "pin", data: { origin: "x", protectedPath: false, retry: true } });
+  assert.ok(again?.kind === "pin" && again.retry);
+  const first = promptModel({ ...base, kind: "pin", data: { origin: "x", protectedPath: false } });
+  assert.ok(first?.kind === "pin" && !first.retry);
 });

@@ -268,6 +268,8 @@ class PinPromptData(Struct, omit_defaults=True):
     #: always sent (CONTRACT §2: ``protectedPath: bool``), hence no default
     protectedPath: bool
     attemptsLeft: int | None = None
+    #: true when asking again because the last passcode was not accepted
+    retry: bool = False
 
 
 class Role(Struct):

@@ -54,8 +54,11 @@ def test_several_roles_prompt_for_a_choice_and_the_choice_is_asserted(gas_host, 
 def test_wrong_passcode_then_right(gas_host):
     host = gas_host("one")
     rid = host.send("getTicket", {})
-    host.reply(host.prompt("pin", timeout=20), "0000")
+    first = host.prompt("pin", timeout=20)
+    assert "retry" not in first["data"]
+    host.reply(first, "0000")
     again = host.prompt("pin", timeout=20)
+    assert again["data"]["retry"] is True  # the window says the last passcode was not accepted
     host.reply(again, PIN)
     assert "ticket" in host.response(rid, timeout=20)["result"]
 

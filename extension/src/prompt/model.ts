@@ -7,7 +7,7 @@ import type { PromptView } from "../messages";
 import type { Role } from "../protocol";
 
 export type PromptModel =
-  | { kind: "pin"; origin: string; protectedPath: boolean; attemptsLeft: number | null }
+  | { kind: "pin"; origin: string; protectedPath: boolean; attemptsLeft: number | null; retry: boolean }
   | { kind: "role"; origin: string; roles: Role[] }
   | { kind: "consent"; origin: string; description: string; count: number; algorithm: "RS1" | "RS256" };
 
@@ -20,7 +20,7 @@ export function promptModel(view: PromptView): PromptModel | null {
     case "pin": {
       const left = data.attemptsLeft;
       const attemptsLeft = typeof left === "number" && Number.isSafeInteger(left) && left >= 0 ? left : null;
-      return { kind: "pin", origin, protectedPath: data.protectedPath === true, attemptsLeft };
+      return { kind: "pin", origin, protectedPath: data.protectedPath === true, attemptsLeft, retry: data.retry === true };
     }
     case "role": {
       if (!Array.isArray(data.roles) || data.roles.length === 0) return null;
@@ -46,10 +46,20 @@ export function promptModel(view: PromptView): PromptModel | null {
   }
 }
 
-/** The role's line in the list: "Name — Organisation (CODE)". */
+/**
+ * A job role as people say it: the Spine sends the whole path,
+ * `"Clinical":"Clinical Provision":"Nurse Access Role"`; the last part is the role.
+ */
+export function roleShortName(name: string): string {
+  const parts = [...name.matchAll(/"([^"]*)"/g)].map((m) => m[1]!.trim()).filter(Boolean);
+  return parts.length > 0 ? parts[parts.length - 1]! : name;
+}
+
+/** The role's line in the list: "Role — Organisation (CODE)". */
 export function roleLabel(role: Role): string {
   const where = role.org && role.orgCode ? `${role.org} (${role.orgCode})` : role.org || role.orgCode;
-  return where ? `${role.name} — ${where}` : role.name;
+  const name = roleShortName(role.name);
+  return where ? `${name} — ${where}` : name;
 }
 
 /** Seconds left as m:ss. */

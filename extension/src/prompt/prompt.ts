@@ -5,7 +5,7 @@
  * cancel too (the background watches windows.onRemoved).
  */
 import type { PromptView } from "../messages";
-import { formatRemaining, promptModel, roleLabel, type PromptModel } from "./model";
+import { formatRemaining, promptModel, roleLabel, roleShortName, type PromptModel } from "./model";
 
 const t = (name: string, ...subs: string[]): string => chrome.i18n.getMessage(name, subs) || name;
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -48,8 +48,13 @@ function showPin(model: Extract<PromptModel, { kind: "pin" }>): void {
   const form = $<HTMLFormElement>("pin");
   const input = $<HTMLInputElement>("pin-input");
   const attempts = $("pin-attempts");
+  const warnings: string[] = [];
+  if (model.retry) warnings.push(t("pinRetry"));
   if (model.attemptsLeft !== null) {
-    attempts.textContent = model.attemptsLeft === 1 ? t("pinLastAttempt") : t("pinAttemptsLeft", String(model.attemptsLeft));
+    warnings.push(model.attemptsLeft === 1 ? t("pinLastAttempt") : t("pinAttemptsLeft", String(model.attemptsLeft)));
+  }
+  if (warnings.length > 0) {
+    attempts.textContent = warnings.join(" ");
     attempts.hidden = false;
   }
   if (model.protectedPath) {
@@ -81,6 +86,12 @@ function showRole(model: Extract<PromptModel, { kind: "role" }>): void {
     radio.value = role.id;
     radio.checked = index === 0;
     label.append(radio, " ", roleLabel(role));
+    if (roleShortName(role.name) !== role.name) {
+      const path = document.createElement("span");
+      path.className = "role-path";
+      path.textContent = role.name.replace(/"/g, "").replace(/:/g, " › ");
+      label.append(path);
+    }
     list.append(label);
   });
   form.hidden = false;

@@ -44,7 +44,12 @@ async def login_with_prompts(ctx: RequestContext, card: CardToken) -> TokenStatu
             raise pin_locked_error()
         value = await ctx.prompt(
             "pin",
-            PinPromptData(origin=ctx.origin, protectedPath=status.protected_path, attemptsLeft=status.attempts_left),
+            PinPromptData(
+                origin=ctx.origin,
+                protectedPath=status.protected_path,
+                attemptsLeft=status.attempts_left,
+                retry=failure is not None,
+            ),
         )
         if status.protected_path:
             pin = None  # the reader's PIN pad collects it
