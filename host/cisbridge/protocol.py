@@ -332,9 +332,13 @@ def salvage_id(payload: bytes) -> RequestId | None:
     """The request id of a frame that failed validation, if one can be read."""
     try:
         obj = msgspec.json.decode(payload)
-    except UnicodeDecodeError:
-        return salvage_id(payload.decode("utf-8", "replace").encode())
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # Bad UTF-8 inside a string (msgspec < 0.23 raises UnicodeDecodeError,
+        # later versions DecodeError): read the id from a repaired copy.
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return salvage_id(payload.decode("utf-8", "replace").encode())
         return None
     if isinstance(obj, dict):
         value = obj.get("id")
