@@ -55,7 +55,7 @@ class FrameDecoder:
             # Fast path: the read holds exactly one whole frame (the usual case).
             (size,) = HEADER.unpack_from(view)
             if size <= self.max_size and len(view) == 4 + size:
-                out.append(bytes(view[4:]))
+                out.append(data[4:] if isinstance(data, bytes) else bytes(view[4:]))
                 return out
         buf = self._buf
         buf += view

@@ -153,8 +153,11 @@ Request = Union[GetTicket, GetTicketNoAuth, GetCertificate, Sign, GetStatus, Pro
 CONTROL_METHODS = frozenset({"promptReply", "cancel"})
 
 
+_METHODS: dict[type, str] = {t: t.__struct_config__.tag for t in Request.__args__}  # type: ignore[attr-defined]
+
+
 def method_of(request: Request) -> str:
-    return type(request).__struct_config__.tag  # type: ignore[return-value]
+    return _METHODS[type(request)]
 
 
 # --------------------------------------------------------------------------
@@ -174,7 +177,7 @@ class Reader(Struct):
     cardPresent: bool
 
 
-class Session(Struct, omit_defaults=True):
+class Session(Struct, omit_defaults=True, frozen=True):
     active: bool
     #: what the agent may say of a live session (uid, role id, expiry); never the ticket.
     uid: str | None = None

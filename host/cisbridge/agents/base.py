@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Protocol
 
 from cisbridge.protocol import Session
 
+NO_SESSION = Session(active=False)
+
 if TYPE_CHECKING:
     from cisbridge.config import Config
     from cisbridge.context import RequestContext
@@ -49,7 +51,7 @@ class Agent(abc.ABC):
 
     def session(self) -> Session:
         """What getStatus says of the session; never the ticket itself."""
-        return Session(active=False)
+        return NO_SESSION
 
     def card_removed(self, reader: str) -> None:
         """The card left ``reader``: end the user's session if it was theirs."""
