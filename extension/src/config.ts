@@ -10,6 +10,9 @@ export const CONFIG = Object.freeze({
   PROTOCOL: 1,
   /** How long the host may take to send its `ready` frame after starting. */
   HOST_READY_TIMEOUT_MS: 15_000,
+  /** How long a request waits for a fresh read of enterprise policy before the
+   *  last-read policy stands in (Chromium's first read takes ~2 s after start). */
+  POLICY_FRESH_WAIT_MS: 150,
   /** Default time a person has to answer a prompt window (policy: promptTimeoutSeconds). */
   PROMPT_TIMEOUT_MS: 120_000,
   /** Bounds on the policy value, so a typo cannot make prompts vanish or linger for days. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CONFIG } from "../src/config";
 import { judgeClientMessage, judgePageMessage, judgePromptPageMessage } from "../src/messages";
-import { parsePolicy } from "../src/background/policy";
+import { parsePolicy, policySource, rememberedPolicy, type PolicyStore } from "../src/background/policy";
 import { formatRemaining, promptModel, roleLabel, roleShortName, MAX_DESCRIPTION } from "../src/prompt/model";
 
 const NS = CONFIG.PAGE_NAMESPACE;
@@ -83,4 +83,57 @@ test("a passcode prompt after a wrong passcode says so", () => {
   assert.ok(again?.kind === "pin" && again.retry);
   const first = promptModel({ ...base, kind: "pin", data: { origin: "x", protectedPath: false } });
   assert.ok(first?.kind === "pin" && !first.retry);
+});
+
+
+function policyStore(managed: Promise<Record<string, unknown>>, remembered: unknown) {
+  const timers: Array<() => void> = [];
+  const saved: unknown[] = [];
+  const store: PolicyStore = {
+    readManaged: () => managed,
+    readRemembered: async () => rememberedPolicy(remembered),
+    remember: async (policy) => void saved.push(policy),
+    setTimeout: (fn) => timers.push(fn),
+  };
+  return { store, timers, saved };
+}
+
+test("policy: a fresh read is used and remembered", async () => {
+  const { store, saved } = policyStore(Promise.resolve({ allowedOrigins: ["https://a"] }), null);
+  const policy = await policySource(store).current();
+  assert.deepEqual(policy.allowedOrigins, ["https://a"]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual((saved[0] as { allowedOrigins: string[] }).allowedOrigins, ["https://a"]);
+});
+
+test("policy: while Chromium's first read is slow, the last-read policy stands in, then the fresh one", async () => {
+  let answer: (raw: Record<string, unknown>) => void = () => undefined;
+  const slow = new Promise<Record<string, unknown>>((resolve) => (answer = resolve));
+  const { store, timers } = policyStore(slow, { allowedOrigins: ["https://old"], promptTimeoutMs: 60_000 });
+  const source = policySource(store);
+  const first = source.current();
+  timers.forEach((fire) => fire()); // the fresh-read wait is over
+  assert.deepEqual((await first).allowedOrigins, ["https://old"]);
+  answer({ allowedOrigins: ["https://new"] });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual((await source.current()).allowedOrigins, ["https://new"]);
+});
+
+test("policy: with nothing remembered, requests wait for the fresh read", async () => {
+  let answer: (raw: Record<string, unknown>) => void = () => undefined;
+  const slow = new Promise<Record<string, unknown>>((resolve) => (answer = resolve));
+  const { store, timers } = policyStore(slow, null);
+  let settled = false;
+  const first = policySource(store).current().then((p) => ((settled = true), p));
+  timers.forEach((fire) => fire());
+  await new Promise((r) => setImmediate(r));
+  assert.equal(settled, false);
+  answer({});
+  assert.equal((await first).allowedOrigins, null);
+});
+
+test("policy: a remembered policy that is not a Policy is not used", () => {
+  assert.equal(rememberedPolicy({ allowedOrigins: [1], promptTimeoutMs: 5 }), null);
+  assert.equal(rememberedPolicy("x"), null);
+  assert.deepEqual(rememberedPolicy({ allowedOrigins: null, promptTimeoutMs: 60_000 })?.allowedOrigins, null);
 });

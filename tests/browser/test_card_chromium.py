@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from conftest import PIN, Browser, call, finish, start, text
+from browser_support import PIN, Browser, call, finish, start, text
 
 pytestmark = [pytest.mark.browser, pytest.mark.softhsm]
 

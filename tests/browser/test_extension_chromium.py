@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import DIST, Browser, call, pid_alive
+from browser_support import DIST, Browser, call, pid_alive
 
 pytestmark = pytest.mark.browser
 

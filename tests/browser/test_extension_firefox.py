@@ -14,7 +14,7 @@ import time
 import pytest
 
 from bidi import BiDi
-from conftest import DIST, HOST_NAME, MANY_ROLES, PIN, gas_config, host_env, virtual_card  # noqa: F401 (fixtures)
+from browser_support import DIST, HOST_NAME, MANY_ROLES, PIN, gas_config, host_env, virtual_card  # noqa: F401 (fixtures)
 
 from cisbridge.spine import server
 

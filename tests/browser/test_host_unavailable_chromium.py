@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import EXTENSION_ID, HOST_NAME, Browser, call
+from browser_support import EXTENSION_ID, HOST_NAME, Browser, call
 
 pytestmark = pytest.mark.browser
 

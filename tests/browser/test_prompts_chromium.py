@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from cisbridge.spine import server
-from conftest import (
+from browser_support import (
     MANY_ROLES, ONE_ROLE, PIN, Browser, call, done, finish, gas_config, host_env, screenshot, start, text, wait_for,
 )
 

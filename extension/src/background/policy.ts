@@ -18,22 +18,78 @@ export function parsePolicy(raw: Record<string, unknown>): Policy {
   return { allowedOrigins, promptTimeoutMs };
 }
 
-let cached: Promise<Policy> | null = null;
+/** A remembered Policy, checked as carefully as a fresh one; null if unusable. */
+export function rememberedPolicy(stored: unknown): Policy | null {
+  if (!stored || typeof stored !== "object") return null;
+  const { allowedOrigins, promptTimeoutMs } = stored as Record<string, unknown>;
+  const origins = allowedOrigins === null ? null : Array.isArray(allowedOrigins) ? allowedOrigins : undefined;
+  if (origins === undefined || (origins && !origins.every((o) => typeof o === "string"))) return null;
+  if (typeof promptTimeoutMs !== "number" || !Number.isFinite(promptTimeoutMs)) return null;
+  return parsePolicy({ allowedOrigins: origins ?? undefined, promptTimeoutSeconds: promptTimeoutMs / 1000 });
+}
 
-/** The current policy, read once and re-read after managed storage changes. */
-export function currentPolicy(): Promise<Policy> {
-  if (!cached) {
-    cached = chrome.storage.managed
-      .get(null)
-      .then((raw) => parsePolicy(raw as Record<string, unknown>))
+/** Where the policy is read from and remembered: chrome.storage in the worker, fakes in tests. */
+export interface PolicyStore {
+  readManaged(): Promise<Record<string, unknown>>;
+  readRemembered(): Promise<Policy | null>;
+  remember(policy: Policy): Promise<void>;
+  setTimeout(fn: () => void, ms: number): unknown;
+}
+
+/**
+ * The current policy, read once and re-read after managed storage changes.
+ *
+ * Chromium answers its first managed-storage read only ~2 s after the browser
+ * starts, and every request waits for the policy (it may narrow the host's
+ * allowlist).  So: the fresh read is used when it comes within
+ * CONFIG.POLICY_FRESH_WAIT_MS; otherwise the policy last read (remembered in
+ * the extension's local storage, which pages cannot reach) stands in until
+ * the fresh one arrives.  With nothing remembered (first run), requests wait.
+ */
+export function policySource(store: PolicyStore): { current(): Promise<Policy>; forget(): void } {
+  let cached: Promise<Policy> | null = null;
+  const current = (): Promise<Policy> => {
+    if (cached) return cached;
+    const fresh = store
+      .readManaged()
+      .then((raw) => parsePolicy(raw))
       // Firefox rejects when no policy names the extension: that means "no policy".
       .catch(() => parsePolicy({}));
-  }
-  return cached;
+    const standIn = new Promise<Policy>((resolve) => {
+      store.setTimeout(() => {
+        store.readRemembered().then((remembered) => {
+          if (remembered) resolve(remembered);
+        }, () => undefined);
+      }, CONFIG.POLICY_FRESH_WAIT_MS);
+    });
+    const mine = Promise.race([fresh, standIn]);
+    cached = mine;
+    void fresh.then((policy) => {
+      if (cached === mine) cached = Promise.resolve(policy);
+      return store.remember(policy);
+    }).catch(() => undefined);
+    return mine;
+  };
+  return { current, forget: () => (cached = null) };
+}
+
+const REMEMBERED = "cisbridge.policy";
+
+const source = policySource({
+  readManaged: () => chrome.storage.managed.get(null) as Promise<Record<string, unknown>>,
+  async readRemembered() {
+    return rememberedPolicy((await chrome.storage.local.get(REMEMBERED))[REMEMBERED]);
+  },
+  remember: (policy) => chrome.storage.local.set({ [REMEMBERED]: policy }),
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+});
+
+export function currentPolicy(): Promise<Policy> {
+  return source.current();
 }
 
 export function watchPolicy(): void {
   chrome.storage.onChanged.addListener((_changes, area) => {
-    if (area === "managed") cached = null;
+    if (area === "managed") source.forget();
   });
 }
