@@ -280,17 +280,23 @@ def test_stray_prints_never_reach_the_frame_stream(tmp_path):
     )
     env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"))
     payload = json.dumps({"id": 1, "method": "getStatus", "origin": ORIGIN}).encode()
-    out = subprocess.run(
-        [sys.executable, "-c", script], input=HEADER.pack(len(payload)) + payload, capture_output=True, env=env, timeout=20
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
+    proc.stdin.write(HEADER.pack(len(payload)) + payload)
+    proc.stdin.flush()
     frames = []
-    data = out.stdout
-    while data:
-        (size,) = HEADER.unpack(data[:4])
-        frames.append(json.loads(data[4 : 4 + size]))
-        data = data[4 + size :]
+    for _ in range(2):  # ready, then the answer: anything stray would break the framing
+        (size,) = HEADER.unpack(proc.stdout.read(4))
+        frames.append(json.loads(proc.stdout.read(size)))
+    proc.stdin.close()
+    assert proc.wait(10) == 0
+    assert proc.stdout.read() == b""
+    stderr = proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
     assert [f.get("event") or f.get("id") for f in frames] == ["ready", 1]
-    assert b"stray print" in out.stderr and b"stray fd write" in out.stderr
+    assert b"stray print" in stderr and b"stray fd write" in stderr
 
 
 # --------------------------------------------------------------- exit

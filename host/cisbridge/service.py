@@ -150,7 +150,8 @@ class Service:
             from cisbridge.card.pcsc import ReaderMonitor
 
             self.monitor = ReaderMonitor()
-            self.monitor.start(on_event)
+            # Not on the loop: getStatus waits for the first look off the loop.
+            self.monitor.start(on_event, wait=0)
         except Exception as exc:  # no PC/SC library at all: everything else still works
             log.warning("reader monitor unavailable: %s", exc)
             self.monitor = _NoMonitor(f"unavailable: {exc}")
@@ -367,6 +368,9 @@ class _NoMonitor:
         return self.why
 
     def stop(self, timeout: float = 0) -> bool:
+        return True
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
         return True
 
 

@@ -6,7 +6,19 @@ from cisbridge import PROTOCOL, __version__
 from cisbridge import protocol as p
 
 
-def get_status(ctx, params: p.NoParams) -> p.Status:
+def get_status(ctx, params: p.NoParams):
+    monitor = ctx.service.monitor
+    if monitor is not None and not monitor.wait_ready(0):
+        return _after_first_look(ctx, monitor)  # only just started: its first look takes ms
+    return _status(ctx)
+
+
+async def _after_first_look(ctx, monitor) -> p.Status:
+    await ctx.run_blocking(monitor.wait_ready, 0.5)
+    return _status(ctx)
+
+
+def _status(ctx) -> p.Status:
     service = ctx.service
     readers, pcsc = service.readers()
     return p.Status(
