@@ -84,15 +84,63 @@ BAD_FRAMES = {
 }
 
 
+@pytest.mark.parametrize("settled", [False, True], ids=["first frame", "after getStatus"])
 @pytest.mark.parametrize("name", BAD_FRAMES)
-def test_bad_input_is_refused_and_the_host_keeps_serving(host, name):
+def test_bad_input_is_refused_and_the_host_keeps_serving(host, name, settled):
+    # Once settled, frames are first offered to the reader thread's answerer:
+    # it must give every bad one to the event loop, which answers it.
     payload, expected_id = BAD_FRAMES[name]
+    if settled:
+        still_serving(host)
+        still_serving(host)
     host.send_frame(payload)
     frame = host.next_frame()
     assert frame["id"] == expected_id
     assert frame["error"]["code"] == "INVALID_REQUEST"
     assert frame["error"]["message"]
     still_serving(host)
+
+
+def test_settled_requests_are_answered_by_the_reader_thread(start_host):
+    """After the first getStatus, getStatus and getTicketNoAuth are answered
+    on the reader thread ("at once" in the debug log), everything else and
+    every error still by the event loop."""
+    host = start_host(f'allowed_origins = ["{ORIGIN}"]\n[logging]\nlevel = "debug"\n')
+    first = host.call("getStatus")["result"]
+    for _ in range(3):
+        assert host.call("getStatus")["result"] == first
+    for _ in range(2):  # the loop imports a method's handlers on its first use
+        assert host.call("getTicketNoAuth")["result"] == {"ticket": None}
+    assert host.call("getStatus", origin="https://other.example.nhs.uk")["error"]["code"] == "ORIGIN_NOT_ALLOWED"
+    assert host.call("getStatus", origin="http://ehr.example.nhs.uk")["error"]["code"] == "INSECURE_CONTEXT"
+    assert host.call("getTicket", {})["error"]["code"] == "AGENT_UNAVAILABLE"
+    host.stop()
+    log = host.log_text()
+    assert f"getStatus 1 from {ORIGIN} ok in" in log  # the loop settles the service
+    for request_id in (2, 3, 4):
+        assert f"getStatus {request_id} from {ORIGIN} ok at once" in log
+    assert f"getTicketNoAuth 5 from {ORIGIN} ok in" in log and f"getTicketNoAuth 6 from {ORIGIN} ok at once" in log
+    assert "getStatus 7 -> ORIGIN_NOT_ALLOWED" in log and "getStatus 8 -> INSECURE_CONTEXT" in log
+    assert "getTicket 9 -> AGENT_UNAVAILABLE" in log
+
+
+def test_many_settled_requests_in_one_write_are_each_answered_once(host):
+    from cisbridge.framing import frame
+
+    still_serving(host)
+    frames = [{"id": i, "method": "getStatus" if i % 3 else "getTicketNoAuth", "origin": ORIGIN} for i in range(300)]
+    frames[150] = {"id": 150, "method": "getCertificate", "origin": ORIGIN}  # the loop's: the next ones queue behind it
+    frames[151] = {"id": 151, "method": "getStatus", "origin": "https://other.example.nhs.uk"}
+    host.send_bytes(b"".join(frame(json.dumps(f).encode()) for f in frames))
+    answers = {}
+    for _ in frames:
+        answer = host.next_frame()
+        assert answer["id"] not in answers
+        answers[answer["id"]] = answer
+    assert sorted(answers) == list(range(300))
+    assert answers[151]["error"]["code"] == "ORIGIN_NOT_ALLOWED"
+    assert all("result" in a for i, a in answers.items() if i not in (150, 151))
+    assert all(answers[i]["result"] == {"ticket": None} for i in range(0, 300, 3) if i != 150)
 
 
 def test_error_messages_name_the_problem(host):

@@ -10,50 +10,66 @@ Order matters for start-up time and safety:
    key, because a host that exits only makes the browser say "Native host has
    exited");
 4. serve until stdin ends, SIGTERM or SIGINT, then exit 0 within a second.
+
+Frames are read by a thread of their own, blocked in ``read``: it answers
+what needs nothing of the event loop itself (``Service.answer_now``: a
+getStatus round trip then costs about what a C echo host's does) and hands
+everything else to the loop in order.  Whole frames are written under a lock,
+from either thread.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 
 from cisbridge import PROTOCOL, __version__
 from cisbridge.framing import HEADER
 
 
 class _Pipe:
-    """The frame output: the real stdout, written from the event loop thread only."""
+    """The frame output: the real stdout.  Frames are encoded and written whole
+    under a lock: the reader thread and the event loop thread both send."""
 
     def __init__(self, fd: int):
         self.fd = fd
         self.broken = False
         self.on_broken = None
+        self._lock = threading.Lock()
 
     def send(self, frame) -> None:
         p = _protocol()
-        payload = p.encode(frame)
-        if len(payload) > p.MAX_OUTGOING:
-            # Handlers bound their answers before doing the work; this is the
-            # last line of defence, so the browser never drops the connection.
-            if isinstance(frame, p.ErrorFrame | p.ResultFrame):
+        with self._lock:  # one encoder, one stream
+            payload = p.encode(frame)
+            if len(payload) > p.MAX_OUTGOING:
+                # Handlers bound their answers before doing the work; this is
+                # the last line of defence, so the browser never drops the
+                # connection.
+                if not isinstance(frame, p.ErrorFrame | p.ResultFrame):
+                    return
                 import logging
 
                 logging.getLogger("cisbridge.host").error("answer to %r too large (%d bytes)", frame.id, len(payload))
-                payload = p.encode(
-                    p.ErrorFrame(
-                        frame.id,
-                        p.ErrorBody(p.ErrorCode.INTERNAL, "The answer would be larger than the browser accepts (1 MiB)."),
-                    )
-                )
-            else:
-                return
-        self.write(HEADER.pack(len(payload)) + payload)
+                message = "The answer would be larger than the browser accepts (1 MiB)."
+                payload = p.encode(p.ErrorFrame(frame.id, p.ErrorBody(p.ErrorCode.INTERNAL, message)))
+            self._write(HEADER.pack(len(payload)) + payload)
 
     def write(self, data: bytes) -> None:
+        with self._lock:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         if self.broken:
             return
-        view = memoryview(data)
         try:
+            try:
+                written = os.write(self.fd, data)
+                if written == len(data):  # the usual case: the pipe had room
+                    return
+            except BlockingIOError:
+                written = 0
+            view = memoryview(data)[written:]
             while view:
                 try:
                     view = view[os.write(self.fd, view) :]
@@ -166,8 +182,8 @@ def main(argv: list[str]) -> int:
         loop = asyncio.get_running_loop()
         service = Service(config, pipe.send, config_error=config_error, caller=caller)
         stopping = asyncio.Event()
-        pipe.on_broken = stopping.set
-        _read_frames(loop, in_fd, config.host.max_request_bytes, service.handle_frame, stopping, log)
+        pipe.on_broken = lambda: loop.call_soon_threadsafe(stopping.set)
+        _read_frames(loop, in_fd, config.host.max_request_bytes, service, stopping, log)
         _on_signals(loop, stopping)
         await stopping.wait()
         await service.close()
@@ -179,57 +195,37 @@ def main(argv: list[str]) -> int:
     os._exit(0)
 
 
-def _read_frames(loop, fd: int, max_size: int, handle, stopping, log) -> None:
-    """Feed stdin to the decoder: ``add_reader`` where the loop can watch the
-    fd (pipes on Unix), else a reader thread (Windows, regular files)."""
+def _read_frames(loop, fd: int, max_size: int, service, stopping, log) -> None:
+    """Read stdin on a thread of its own (blocking reads: no event loop turn
+    per frame).  Each frame is offered to ``service.answer_now``; the rest go
+    to the loop in the order they came, then the end of input."""
     from cisbridge.framing import FrameDecoder
 
     decoder = FrameDecoder(max_size)
 
-    def feed(data: bytes) -> None:
-        if stopping.is_set():
-            return
-        if not data:
-            if decoder.partial:
-                log.info("stdin closed in the middle of a frame")
-            stopping.set()
-            return
-        for item in decoder.feed(data):
-            handle(item)
-
-    if sys.platform != "win32":
-        try:
-            os.set_blocking(fd, False)
-            loop.add_reader(fd, _readable, loop, fd, feed)
-            return
-        except (OSError, ValueError, NotImplementedError):
-            os.set_blocking(fd, True)
-
-    import threading
+    def at_end(partial: bool) -> None:  # on the loop
+        if partial:
+            log.info("stdin closed in the middle of a frame")
+        stopping.set()
 
     def pump() -> None:
+        answer_now, hand = service.answer_now, service.handle_handed
         while True:
             try:
                 data = os.read(fd, 1 << 16)
             except OSError:
                 data = b""
-            loop.call_soon_threadsafe(feed, data)
             if not data:
+                loop.call_soon_threadsafe(at_end, decoder.partial)
                 return
+            if stopping.is_set():
+                return
+            for item in decoder.feed(data):
+                if not answer_now(item):
+                    service.handed += 1
+                    loop.call_soon_threadsafe(hand, item)
 
     threading.Thread(target=pump, name="cisbridge-stdin", daemon=True).start()
-
-
-def _readable(loop, fd: int, feed) -> None:
-    try:
-        data = os.read(fd, 1 << 16)
-    except BlockingIOError:
-        return
-    except OSError:
-        data = b""
-    if not data:
-        loop.remove_reader(fd)
-    feed(data)
 
 
 def _on_signals(loop, stopping) -> None:

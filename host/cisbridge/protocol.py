@@ -13,7 +13,7 @@ Field names are the wire's (camelCase where the contract says so), on purpose.
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -323,8 +323,19 @@ def decode_request(payload: bytes) -> Request:
     global _request_decoder
     if _request_decoder is None:
         _request_decoder = msgspec.json.Decoder(Request)
+    return _decode_with(_request_decoder, payload)
+
+
+def request_decoder() -> Callable[[bytes], Request]:
+    """A decode_request of its own, for another thread (the host's reader thread
+    decodes while the event loop thread may be decoding too)."""
+    decoder = msgspec.json.Decoder(Request)
+    return lambda payload: _decode_with(decoder, payload)
+
+
+def _decode_with(decoder: msgspec.json.Decoder, payload: bytes) -> Request:
     try:
-        return _request_decoder.decode(payload)
+        return decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise CisError(ErrorCode.INVALID_REQUEST, _explain(exc, payload)[:500]) from None
     except UnicodeDecodeError:  # msgspec raises it for bad UTF-8 inside strings

@@ -5,6 +5,15 @@ It knows nothing of pipes or processes (``host.py`` does): it is given a
 Requests whose handler completes at once (getStatus, getTicketNoAuth from a
 live session) are answered inline; the others run as tasks, so a request
 waiting on a prompt, a card or the network never holds back the rest.
+
+Two threads feed it.  The event loop thread runs ``handle_frame`` and
+everything else.  The host's reader thread first offers each frame to
+``answer_now``, which answers getStatus and getTicketNoAuth on the spot when
+that needs nothing of the event loop (once the service is settled, and no
+earlier frame is still waiting for the loop); anything else goes to the loop,
+in order.  What the reader thread reads is either immutable (config, policy)
+or guarded (the reader monitor's lock, the agent's ``state_lock``); it never
+changes the service's state.
 """
 
 from __future__ import annotations
@@ -34,6 +43,13 @@ HANDLERS = {
     "getTicketNoAuth": "cisbridge.actions.ticket:get_ticket_no_auth",
     "getCertificate": "cisbridge.actions.certificate:get_certificate",
     "sign": "cisbridge.actions.sign:sign",
+}
+
+#: method -> "module:function" answering it on the reader thread when it can
+#: (``fn(service, request) -> bool``: True when it sent the answer).
+NOW_HANDLERS = {
+    "getStatus": "cisbridge.actions.status:status_now",
+    "getTicketNoAuth": "cisbridge.actions.ticket:ticket_no_auth_now",
 }
 
 
@@ -92,6 +108,14 @@ class Service:
         self.prompts: dict[int, _Prompt] = {}
         self._prompt_numbers = itertools.count(1)
         self._handlers: dict[str, Callable[..., Any]] = {}
+        #: the reader thread's answerers, filled in by the loop as it imports handlers
+        self._now: dict[str, Callable[..., bool]] = {}
+        self._decode_now: Callable[[bytes], Any] | None = None
+        #: frames the reader thread gave the loop, and the loop has handled:
+        #: each counter is written by one thread only
+        self.handed = 0
+        self.handled = 0
+        self._settled = False
         self._executor: ThreadPoolExecutor | None = None
         self._agent = None
         self._closing = False
@@ -136,7 +160,8 @@ class Service:
         """The readers as last seen, and "ok" or why PC/SC is unavailable."""
         if self.monitor is None:
             return [], "unavailable: the reader monitor is not running"
-        return [p.Reader(name, present) for name, present in self.monitor.readers()], self.monitor.status()
+        readers, status = self.monitor.view()
+        return [p.Reader(name, present) for name, present in readers], status
 
     def _start_monitor(self) -> None:
         """Watch readers from the first allowed request on: card events need no
@@ -184,12 +209,53 @@ class Service:
     def _handler(self, method: str) -> Callable[..., Any]:
         fn = self._handlers.get(method)
         if fn is None:
-            module_name, _, name = HANDLERS[method].partition(":")
-            fn = getattr(importlib.import_module(module_name), name)
+            fn = _load(HANDLERS[method])
+            if method in NOW_HANDLERS:
+                self._now[method] = _load(NOW_HANDLERS[method])
             self._handlers[method] = fn
         return fn
 
     # ---------------------------------------------------------------- frames
+
+    def answer_now(self, payload: bytes | Oversize) -> bool:
+        """On the reader thread: answer ``payload`` here if it needs nothing of
+        the event loop, and say whether it did.  False: hand it to the loop
+        (``handle_handed``), which answers everything, errors included."""
+        if self.handed != self.handled or self._closing or isinstance(payload, Oversize):
+            return False  # (an earlier frame is still with the loop: it goes first)
+        if not self._settled:
+            # Until the loop has made the agent and the reader monitor has
+            # had its first look, the loop answers everything.
+            monitor = self.monitor
+            self._settled = (
+                self.refusal is None and self._agent is not None and monitor is not None and monitor.ready_now()
+            )
+            if not self._settled:
+                return False
+        try:
+            decode = self._decode_now
+            if decode is None:
+                decode = self._decode_now = p.request_decoder()
+            request = decode(payload)
+            now = self._now.get(p.method_of(request))
+            if now is None:
+                return False
+            origin = self.policy.check(request.origin)
+            if request.id in self.pending:
+                return False
+            return now(self, request, origin)
+        except CisError:
+            return False  # the loop answers it, and logs it, in one place
+        except Exception:
+            log.exception("answering on the reader thread failed; the event loop takes it")
+            return False
+
+    def handle_handed(self, payload: bytes | Oversize) -> None:
+        """A frame from the reader thread, on the loop (see ``answer_now``)."""
+        try:
+            self.handle_frame(payload)
+        finally:
+            self.handled += 1
 
     def handle_frame(self, payload: bytes | Oversize) -> None:
         """Answer one frame; whatever happens, the host goes on serving."""
@@ -273,6 +339,13 @@ class Service:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %r from %s ok in %.1f ms", ctx.method, ctx.id, ctx.origin, (time.perf_counter() - ctx.started) * 1000)
         self.send(p.ResultFrame(ctx.id, result))
+
+    def answered_now(self, request: Any, origin: str, result: Any) -> bool:
+        """Send the reader thread's answer to ``request`` (see ``answer_now``)."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %r from %s ok at once", p.method_of(request), request.id, origin)
+        self.send(p.ResultFrame(request.id, result))
+        return True
 
     def _fail(self, request_id: p.RequestId | None, exc: CisError, method: str = "?") -> None:
         level = logging.WARNING if exc.code in (ErrorCode.INTERNAL, ErrorCode.ORIGIN_NOT_ALLOWED) else logging.INFO
@@ -364,6 +437,9 @@ class _NoMonitor:
     def readers(self) -> list[tuple[str, bool]]:
         return []
 
+    def view(self) -> tuple[list[tuple[str, bool]], str]:
+        return [], self.why
+
     def status(self) -> str:
         return self.why
 
@@ -371,6 +447,9 @@ class _NoMonitor:
         return True
 
     def wait_ready(self, timeout: float | None = None) -> bool:
+        return True
+
+    def ready_now(self) -> bool:
         return True
 
 
@@ -388,6 +467,11 @@ def _prompt_value(entry: _Prompt, value: Any) -> str | bool:
         raise CisError(ErrorCode.INVALID_REQUEST, "that role was not offered in this prompt")
     expected = {"pin": "a string (the passcode)", "consent": "true", "role": "a role id (string)"}[kind]
     raise CisError(ErrorCode.INVALID_REQUEST, f"a {kind} prompt is answered with {expected}, or cancel: true")
+
+
+def _load(where: str) -> Callable[..., Any]:
+    module_name, _, name = where.partition(":")
+    return getattr(importlib.import_module(module_name), name)
 
 
 def _internal() -> CisError:

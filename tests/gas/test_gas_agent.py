@@ -133,6 +133,28 @@ def test_idle_expiry_ends_the_session_with_an_event(start_host, gas_cards):
         assert host.call("getTicketNoAuth")["result"] == {"ticket": None}
 
 
+def test_use_keeps_the_session_past_its_idle_time_then_it_ends_idle_after_the_last_use(start_host, gas_cards):
+    # getTicketNoAuth is answered on the host's reader thread: it only notes the
+    # use, and the idle timer, when it fires, sets itself again.
+    from cisbridge.sim.server import Simulator
+
+    with Simulator(ca=gas_cards.ca, idle_time=1.0, max_time=60) as sim:
+        host = start_host(gas_config(sim), env={"SOFTHSM2_CONF": gas_cards.conf})
+        ticket = login(host)["result"]["ticket"]
+        until = time.monotonic() + 2.5  # well past the first idle end
+        while time.monotonic() < until:
+            assert host.call("getTicketNoAuth")["result"] == {"ticket": ticket}
+            assert host.call("getStatus")["result"]["session"]["active"] is True
+            time.sleep(0.2)
+        last_use = time.monotonic()
+        assert not [e for e in host.events if e["event"] == "sessionEnded"]
+        event = host.event("sessionEnded", timeout=5)
+        assert time.monotonic() - last_use >= 0.8  # not before the idle time after the last use
+        assert event["data"] == {"reason": "idleTimeout", "uid": ONE_ROLE}
+        assert host.call("getTicketNoAuth")["result"] == {"ticket": None}
+        assert host.call("getStatus")["result"]["session"] == {"active": False}
+
+
 def test_maximum_session_time_ends_the_session_even_when_in_use(start_host, gas_cards):
     from cisbridge.sim.server import Simulator
 

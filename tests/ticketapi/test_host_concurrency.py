@@ -67,6 +67,18 @@ def test_an_id_already_in_flight_is_refused(slow_host):
     assert host.response("dup", timeout=10)["result"] == {"ticket": TICKET}
 
 
+def test_an_id_in_flight_is_refused_also_when_the_reader_thread_answers(slow_host):
+    host = slow_host(f"getTicket ticket={TICKET} sleep=1000")
+    assert "result" in host.call("getStatus")  # settled: getStatus is answered off the loop now
+    host.send("getTicket", request_id="dup")
+    time.sleep(0.2)
+    for method in ("getStatus", "getTicketNoAuth"):
+        host.send(method, request_id="dup")
+        error = host.response("dup")["error"]
+        assert error["code"] == "INVALID_REQUEST" and "already in use" in error["message"]
+    assert host.response("dup", timeout=10)["result"] == {"ticket": TICKET}
+
+
 def test_beyond_max_outstanding_requests_get_busy_but_cancel_still_works(slow_host):
     host = slow_host(*[f"getTicket ticket={TICKET} sleep=400"] * 4, extra="[host]\nmax_outstanding = 4\n")
     held = [host.send("getTicket") for _ in range(4)]

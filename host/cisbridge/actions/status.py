@@ -8,26 +8,37 @@ from cisbridge import protocol as p
 
 def get_status(ctx, params: p.NoParams):
     monitor = ctx.service.monitor
-    if monitor is not None and not monitor.wait_ready(0):
+    if monitor is not None and not monitor.ready_now():
         return _after_first_look(ctx, monitor)  # only just started: its first look takes ms
-    return _status(ctx)
+    service = ctx.service
+    return _status(service, service.agent.session())
 
 
 async def _after_first_look(ctx, monitor) -> p.Status:
     await ctx.run_blocking(monitor.wait_ready, 0.5)
-    return _status(ctx)
-
-
-def _status(ctx) -> p.Status:
     service = ctx.service
+    return _status(service, service.agent.session())
+
+
+def status_now(service, request: p.GetStatus, origin: str) -> bool:
+    """getStatus on the host's reader thread (Service.answer_now)."""
+    agent = service._agent
+    with agent.state_lock:
+        session = agent.session_now()
+        if session is None:
+            return False
+        return service.answered_now(request, origin, _status(service, session))
+
+
+def _status(service, session: p.Session) -> p.Status:
     readers, pcsc = service.readers()
     return p.Status(
         host=__version__,
         protocol=PROTOCOL,
-        agent=ctx.config.agent.kind,
+        agent=service.config.agent.kind,
         readers=readers,
         cardPresent=any(r.cardPresent for r in readers),
-        session=service.agent.session(),
+        session=session,
         pcsc=pcsc,
         token=service.card.chosen_label if service.card is not None else None,
     )

@@ -8,6 +8,7 @@ Agent.  The service owns the agent for the host's lifetime.
 from __future__ import annotations
 
 import abc
+import threading
 from typing import TYPE_CHECKING, Any, Awaitable, Protocol
 
 from cisbridge.protocol import Session
@@ -36,6 +37,10 @@ class Agent(abc.ABC):
     def __init__(self, config: Config, host: AgentHost) -> None:
         self.config = config
         self.host = host
+        #: Held by the host's reader thread while it answers from
+        #: session_now/ticket_now, and by the agent while it ends or starts a
+        #: session, so a page never gets a ticket after its sessionEnded.
+        self.state_lock = threading.Lock()
 
     @abc.abstractmethod
     def get_ticket(self, ctx: RequestContext) -> Awaitable[str] | str:
@@ -52,6 +57,22 @@ class Agent(abc.ABC):
     def session(self) -> Session:
         """What getStatus says of the session; never the ticket itself."""
         return NO_SESSION
+
+    # The host's reader thread answers getStatus and getTicketNoAuth itself when
+    # the agent can tell at once, without the event loop (a round trip then
+    # costs what a plain pipe echo does).  Both are called under state_lock,
+    # must have no side effect beyond what is documented, and must not touch
+    # the event loop.  The defaults send every such request to the loop.
+
+    def session_now(self) -> Session | None:
+        """session(), from the reader thread; None: only the event loop can tell."""
+        return None
+
+    def ticket_now(self) -> tuple[bool, str | None]:
+        """(True, what getTicketNoAuth answers) when it is at hand, else (False, None).
+
+        May note the use of a live session (its idle timer restarts)."""
+        return False, None
 
     def card_removed(self, reader: str) -> None:
         """The card left ``reader``: end the user's session if it was theirs."""

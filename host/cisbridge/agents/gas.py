@@ -69,9 +69,26 @@ class GasAgent(Agent):
         live = self._current()
         if live is None:
             return None
-        live.last_used = time.monotonic()
-        self._schedule()
+        live.last_used = time.monotonic()  # the idle timer sees it when it fires
         return live.ticket
+
+    def ticket_now(self) -> tuple[bool, str | None]:
+        live = self._live
+        if live is None:
+            return True, None
+        now = time.monotonic()
+        if now >= live.expiry()[0]:
+            return False, None  # expired: the loop ends it and says sessionEnded
+        live.last_used = now
+        return True, live.ticket
+
+    def session_now(self) -> Session | None:
+        live = self._live
+        if live is None:
+            return Session(active=False)
+        if time.monotonic() >= live.expiry()[0]:
+            return None
+        return self._session_of(live)
 
     async def get_ticket(self, ctx) -> str:
         if self._lock is None:
@@ -83,7 +100,8 @@ class GasAgent(Agent):
                 self._schedule()
                 return live.ticket
             live = await self._login(ctx)
-            self._live = live
+            with self.state_lock:
+                self._live = live
             self._schedule()
             log.info("session started for %s, role %s", live.uid, live.role.id)
             return live.ticket
@@ -92,6 +110,10 @@ class GasAgent(Agent):
         live = self._current()
         if live is None:
             return Session(active=False)
+        return self._session_of(live)
+
+    @staticmethod
+    def _session_of(live: _Live) -> Session:
         wall = time.time() - time.monotonic()
         return Session(
             active=True,
@@ -106,7 +128,8 @@ class GasAgent(Agent):
             self._end("cardRemoved")
 
     async def close(self) -> None:
-        live, self._live = self._live, None
+        with self.state_lock:
+            live, self._live = self._live, None
         if self._timer:
             self._timer.cancel()
         if live is not None:
@@ -127,24 +150,33 @@ class GasAgent(Agent):
         return live
 
     def _schedule(self) -> None:
-        """Wake when the session would expire, so pages hear sessionEnded."""
+        """Wake when the session would expire, so pages hear sessionEnded.
+
+        Uses (getTicketNoAuth) only move ``last_used``; the timer, when it
+        fires, finds the session still live and sets itself again."""
         if self._timer:
             self._timer.cancel()
             self._timer = None
         if self._live is not None:
             end, _ = self._live.expiry()
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(loop.time() + max(0.0, end - time.monotonic()) + 0.01, self._current)
+            self._timer = loop.call_at(loop.time() + max(0.0, end - time.monotonic()) + 0.01, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._current() is not None:  # used meanwhile: not yet
+            self._schedule()
 
     def _end(self, reason: str) -> None:
-        live, self._live = self._live, None
         if self._timer:
             self._timer.cancel()
             self._timer = None
-        if live is None:
-            return
-        log.info("session for %s ended: %s", live.uid, reason)
-        self.host.emit("sessionEnded", SessionEndedData(reason=reason, uid=live.uid))
+        with self.state_lock:  # no ticket answered from the reader thread after this
+            live, self._live = self._live, None
+            if live is None:
+                return
+            log.info("session for %s ended: %s", live.uid, reason)
+            self.host.emit("sessionEnded", SessionEndedData(reason=reason, uid=live.uid))
         if reason != "maxTimeout":
             asyncio.ensure_future(self._logout_quietly(live))
 

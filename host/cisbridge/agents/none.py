@@ -5,7 +5,7 @@ getStatus, getCertificate and sign still work; tickets do not.
 
 from __future__ import annotations
 
-from cisbridge.agents.base import Agent
+from cisbridge.agents.base import NO_SESSION, Agent
 from cisbridge.protocol import CisError, ErrorCode
 
 
@@ -23,3 +23,9 @@ class NoneAgent(Agent):
 
     def get_ticket_no_auth(self, ctx):
         return None
+
+    def session_now(self):
+        return NO_SESSION
+
+    def ticket_now(self):
+        return True, None

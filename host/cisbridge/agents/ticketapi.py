@@ -38,7 +38,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from cisbridge.agents.base import Agent
+from cisbridge.agents.base import NO_SESSION, Agent
 from cisbridge.protocol import CisError, ErrorCode
 
 if TYPE_CHECKING:
@@ -502,6 +502,10 @@ class TicketApiAgent(Agent):
             # Reported on use (and by doctor), not at start: the host still
             # serves getStatus, getCertificate and sign without an agent.
             self._config_error = exc
+
+    def session_now(self):
+        # The Identity Agent keeps the session; getStatus reports none (as session()).
+        return NO_SESSION
 
     def _ticket_api(self) -> TicketApi:
         if self._api is None:

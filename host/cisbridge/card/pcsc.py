@@ -162,6 +162,11 @@ class ReaderMonitor:
         with self._lock:
             return [(r.name, r.card_present) for r in self._readers.values()]
 
+    def view(self) -> tuple[list[tuple[str, bool]], str]:
+        """readers() and status(), read together."""
+        with self._lock:
+            return [(r.name, r.card_present) for r in self._readers.values()], self._status
+
     def reader_info(self) -> list[ReaderInfo]:
         """Like :meth:`readers`, with each card's ATR."""
         with self._lock:
@@ -225,6 +230,10 @@ class ReaderMonitor:
         """Block until the first look at PC/SC is done (readers listed, or the
         service found missing); True if it was done within ``timeout``."""
         return self._ready.wait(timeout)
+
+    def ready_now(self) -> bool:
+        """Whether the first look is done (no wait)."""
+        return self._ready.is_set()
 
     def stop(self, timeout: float = 1.0) -> bool:
         """Stop the thread; True if it ended within ``timeout`` seconds.
