@@ -30,6 +30,15 @@ PROFILE = "profile"
 
 # ------------------------------------------------------------------ launcher
 
+#: The interpreter's options in a launcher's command.
+LAUNCH_OPTIONS: tuple[str, ...] = ()
+
+
+def launcher_argv(python: str) -> list[str]:
+    """The command a launcher runs, before the browser's arguments."""
+    return [python, *LAUNCH_OPTIONS, "-c", LAUNCH]
+
+
 def launcher_text(system: System, python: str) -> str:
     """The script the manifests point at: runs the host (``python -c`` with
     :data:`cisbridge.host.LAUNCH`, the quickest start) with the browser's
@@ -44,13 +53,13 @@ def launcher_text(system: System, python: str) -> str:
             "@echo off\r\n"
             "rem Written by `cisbridge install`: starts the cisbridge native messaging host.\r\n"
             "rem Re-run `cisbridge install` after moving or upgrading Python.\r\n"
-            f'"{python}" -c "{LAUNCH}" %*\r\n'
+            f'"{python}" {"".join(o + " " for o in LAUNCH_OPTIONS)}-c "{LAUNCH}" %*\r\n'
         )
     return (
         "#!/bin/sh\n"
         "# Written by `cisbridge install`: starts the cisbridge native messaging host.\n"
         "# Re-run `cisbridge install` after moving or upgrading Python.\n"
-        f'exec {shlex.quote(python)} -c {shlex.quote(LAUNCH)} "$@"\n'
+        f'exec {shlex.join(launcher_argv(python))} "$@"\n'
     )
 
 
