@@ -57,12 +57,9 @@ def paths(env: dict[str, str] | os._Environ = os.environ) -> list[str]:
     named = env.get("CISBRIDGE_CONFIG")
     if named:
         return [named]
-    import platformdirs
+    from cisbridge import dirs
 
-    return [
-        os.path.join(platformdirs.site_config_dir(APP, appauthor=False), FILENAME),
-        os.path.join(platformdirs.user_config_dir(APP, appauthor=False), FILENAME),
-    ]
+    return [os.path.join(dirs.site_config_dir(), FILENAME), os.path.join(dirs.user_config_dir(), FILENAME)]
 
 
 def read(env: dict[str, str] | os._Environ = os.environ) -> Raw:
