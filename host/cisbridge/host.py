@@ -81,13 +81,32 @@ _p = None
 
 
 def _write_ready(pipe: _Pipe, agent: str, allowed: list[str]) -> None:
-    """The ``ready`` event (protocol.ReadyData), written with the stdlib's json
-    so the browser hears from the host before msgspec is even imported."""
-    import json
-
-    data = {"version": __version__, "protocol": PROTOCOL, "agent": agent, "allowedOrigins": allowed}
-    payload = json.dumps({"event": "ready", "data": data}, separators=(",", ":")).encode()
+    """The ``ready`` event (protocol.ReadyData), encoded here: the browser
+    hears from the host before json (or msgspec) is even imported.  The agent
+    kind comes from TOML not yet validated: every string is escaped."""
+    payload = (
+        '{"event":"ready","data":{"version":' + _json_string(__version__)
+        + ',"protocol":' + str(int(PROTOCOL))
+        + ',"agent":' + _json_string(agent)
+        + ',"allowedOrigins":[' + ",".join(map(_json_string, allowed)) + "]}}"
+    ).encode()
     pipe.write(HEADER.pack(len(payload)) + payload)
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal: quote and backslash escaped, control characters
+    and lone surrogates as \\u escapes, everything else as itself (UTF-8)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'
+    out = []
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch < " " or "\ud800" <= ch <= "\udfff":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _take_stdio() -> tuple[int, int]:
