@@ -3,8 +3,9 @@
 Order matters for start-up time and safety:
 1. take the real stdout for frames and point fd 1 (and ``sys.stdout``) at
    stderr, so nothing else — a stray print, a C library — can corrupt the stream;
-2. read and merge the configuration files and write ``ready`` — with json,
-   before importing msgspec, asyncio and the service: the browser waits for it;
+2. read and merge the configuration files (parsed ones from the parse cache,
+   ``configcache``) and write ``ready`` before importing tomllib, json,
+   msgspec, asyncio or the service: the browser waits for it;
 3. validate the configuration against the schema (an invalid one does not
    stop the host: it answers every request with an error naming the file and
    key, because a host that exits only makes the browser say "Native host has
@@ -140,16 +141,19 @@ def main(argv: list[str]) -> int:
     pipe = _Pipe(out_fd)
 
     from cisbridge import configfiles
+    from cisbridge.configcache import ParseCache
     from cisbridge.origins import caller_from_argv
 
     caller = caller_from_argv(argv)
+    cache = ParseCache.in_user_cache_dir()
     raw, config_error = None, None
     try:
-        raw = configfiles.read()
+        raw = configfiles.read(cache=cache)
     except configfiles.ConfigError as exc:
         config_error = exc
     kind, allowed = configfiles.ready_view(raw, caller) if raw is not None else ("none", [])
     _write_ready(pipe, kind, allowed)
+    cache.save()  # after ready: the browser does not wait for it
 
     from cisbridge import config as cfg
 

@@ -35,6 +35,7 @@ class Env:
             XDG_CONFIG_HOME=str(self.home / ".config"),
             XDG_DATA_HOME=str(self.home / ".local/share"),
             XDG_STATE_HOME=str(self.home / ".local/state"),
+            XDG_CACHE_HOME=str(self.home / ".cache"),
             XDG_CONFIG_DIRS=str(base / "xdg-system"),
             CISBRIDGE_LOG_DIR=str(base / "log"),
             CISBRIDGE_CONFIG=str(self.config),
