@@ -216,7 +216,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cisbridge-bench-"))
     config = tmp / "config.toml"
     config.write_text(f'allowed_origins = ["{ORIGIN}"]\n[logging]\nlevel = "info"\n')
-    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp / "log"))
+    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp / "log"), XDG_CACHE_HOME=str(tmp / "cache"))
     from cisbridge.install.installer import launcher_argv
 
     host_argv = [*launcher_argv(checkout_python()), CALLER]

@@ -278,7 +278,7 @@ def test_stray_prints_never_reach_the_frame_stream(tmp_path):
         "s.get_status = noisy\n"
         f"h.main([{CHROME_CALLER!r}])\n"
     )
-    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"))
+    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     payload = json.dumps({"id": 1, "method": "getStatus", "origin": ORIGIN}).encode()
     proc = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -340,7 +340,7 @@ def test_start_up_imports_nothing_heavy(tmp_path):
 
     config = tmp_path / "config.toml"
     config.write_text('allowed_origins = ["https://ehr.example.nhs.uk"]\n[agent]\nkind = "gas"\nurl = "https://gas.example"\n')
-    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"))
+    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     out = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cisbridge", "host", CHROME_CALLER],
         input=b"", capture_output=True, env=env, timeout=20,
