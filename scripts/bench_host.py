@@ -200,6 +200,7 @@ def cold_start_forms(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], ob
     return {
         "pass": ([py, "-c", "pass"], dict(base), None),
         "launcher form, CISBRIDGE_CONFIG": (launcher, form("named", True), None),
+        "launcher form, CISBRIDGE_CONFIG, cold cache": (launcher, form("named-cold", True), forget_cache(tmp / "home-named-cold")),
         "launcher form, system + user config": (launcher, form("real", False), None),
         "launcher form, system + user config, cold cache": (launcher, form("cold", False), forget_cache(tmp / "home-cold")),
         "python -m cisbridge host, CISBRIDGE_CONFIG": ([py, "-m", "cisbridge", "host", CALLER], form("module", True), None),
