@@ -49,6 +49,7 @@ class Host:
             XDG_CONFIG_DIRS=str(self.workdir / "xdg-system"),
             XDG_STATE_HOME=str(self.workdir / "xdg-state"),
             XDG_DATA_HOME=str(self.workdir / "xdg-data"),
+            XDG_CACHE_HOME=str(self.workdir / "xdg-cache"),
         )
         full_env.pop("CISBRIDGE_CONFIG", None)
         if config is not None:

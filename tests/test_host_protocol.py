@@ -326,7 +326,7 @@ def test_stray_prints_never_reach_the_frame_stream(tmp_path):
         "s.get_status = noisy\n"
         f"h.main([{CHROME_CALLER!r}])\n"
     )
-    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"))
+    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     payload = json.dumps({"id": 1, "method": "getStatus", "origin": ORIGIN}).encode()
     proc = subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -388,7 +388,7 @@ def test_start_up_imports_nothing_heavy(tmp_path):
 
     config = tmp_path / "config.toml"
     config.write_text('allowed_origins = ["https://ehr.example.nhs.uk"]\n[agent]\nkind = "gas"\nurl = "https://gas.example"\n')
-    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"))
+    env = dict(os.environ, CISBRIDGE_CONFIG=str(config), CISBRIDGE_LOG_DIR=str(tmp_path / "log"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     out = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cisbridge", "host", CHROME_CALLER],
         input=b"", capture_output=True, env=env, timeout=20,
@@ -398,3 +398,92 @@ def test_start_up_imports_nothing_heavy(tmp_path):
     assert "cisbridge.service" in imported  # the host did get as far as serving
     heavy = {"pkcs11", "smartcard", "cryptography", "asn1crypto", "http.client", "urllib.request", "cisbridge.agents.gas"}
     assert not heavy & imported
+
+
+#: what a cold start cannot afford before ``ready`` (milliseconds each; docs/benchmarks.md)
+NOT_BEFORE_READY = {"re", "enum", "typing", "json", "tomllib", "platformdirs", "pathlib"}
+
+
+def _imported(stream: bytes) -> set[str]:
+    lines = stream.decode("utf-8", "replace").splitlines()
+    return {line.split("|")[-1].strip() for line in lines if line.startswith("import time:")} - {"imported package"}
+
+
+def _imports_around_ready(argv: list[str], env: dict[str, str]) -> tuple[set[str], set[str]]:
+    """The modules a host imported before it wrote ``ready``, and after.
+
+    stdout and stderr are one pipe here, so ``-X importtime``'s lines (written
+    to stderr as each import finishes) and the ready frame (written to the
+    real stdout) arrive in the order the host wrote them."""
+    import subprocess
+    import struct
+
+    out = subprocess.run(argv, input=b"", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, timeout=20)
+    assert out.returncode == 0, out.stdout[-2000:]
+    start = out.stdout.index(b'{"event":"ready"') - 4
+    (size,) = struct.unpack("=I", out.stdout[start : start + 4])
+    return _imported(out.stdout[:start]), _imported(out.stdout[start + 4 + size :])
+
+
+@pytest.mark.parametrize("cache", ["warm cache", "cold cache"])
+@pytest.mark.parametrize("found", ["CISBRIDGE_CONFIG", "system and user files"])
+def test_nothing_before_ready_imports_what_a_cold_start_cannot_afford(tmp_path, found, cache):
+    """Run as launchers run it: the config parsed at an earlier start comes
+    from the parse cache, so no tomllib; no platformdirs, re, json, ..."""
+    import os
+    import shutil
+    import subprocess
+
+    from hostclient import CHROME_CALLER
+    from support.interpreter import checkout_python
+
+    from cisbridge.install.installer import launcher_argv
+
+    python = checkout_python()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CISBRIDGE_"))}
+    env.update(HOME=str(tmp_path / "home"), CISBRIDGE_LOG_DIR=str(tmp_path / "log"))
+    text = f'allowed_origins = ["{ORIGIN}"]\n[agent]\nkind = "gas"\nurl = "https://gas.example"\n'
+    if found == "CISBRIDGE_CONFIG":
+        (tmp_path / "config.toml").write_text(text)
+        env["CISBRIDGE_CONFIG"] = str(tmp_path / "config.toml")
+    else:
+        system, user = tmp_path / "system/cisbridge/config.toml", tmp_path / "home/.config/cisbridge/config.toml"
+        for path, content in ((system, text), (user, '[logging]\nlevel = "info"\n')):
+            path.parent.mkdir(parents=True)
+            path.write_text(content)
+        env["XDG_CONFIG_DIRS"] = str(tmp_path / "system")
+    launcher = [*launcher_argv(python), CHROME_CALLER]
+    argv = [launcher[0], "-X", "importtime", *launcher[1:]]
+    cache_file = tmp_path / "home/.cache/cisbridge/config-cache"
+
+    before, after = _imports_around_ready(argv, env)  # the first start parses and writes the cache
+    assert "tomllib" in before and oct(cache_file.stat().st_mode & 0o777) == "0o600"
+    if cache == "cold cache":
+        shutil.rmtree(cache_file.parent)
+        before, after = _imports_around_ready(argv, env)
+    else:
+        before, after = _imports_around_ready(argv, env)
+    interpreter = _imported(subprocess.run([python, "-X", "importtime", "-I", "-c", "pass"],
+                                           capture_output=True, timeout=20).stderr)
+    ours = before - interpreter
+    assert {"cisbridge.host", "cisbridge.configfiles", "cisbridge.configcache"} <= ours
+    assert "cisbridge.service" in after  # it went on to serve
+    if cache == "warm cache":
+        assert not ours & NOT_BEFORE_READY, sorted(ours & NOT_BEFORE_READY)
+    else:  # parsing a file needs tomllib, and what it brings; nothing else
+        assert "tomllib" in ours
+        assert not ours & (NOT_BEFORE_READY - {"tomllib", "re", "enum", "typing"})
+
+
+@pytest.mark.parametrize("data, words", [
+    (b'allowed_origins = ["https://a.example\xff"]\n', "not UTF-8"),
+    (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+])
+def test_a_config_file_tomllib_cannot_read_keeps_the_host_up(start_host, tmp_path, data, words):
+    # (these made the host exit before ready: tomllib raised UnicodeDecodeError and RecursionError)
+    config = tmp_path / "unreadable.toml"
+    config.write_bytes(data)
+    host = start_host(None, env={"CISBRIDGE_CONFIG": str(config)})
+    assert host.ready["data"]["allowedOrigins"] == []
+    error = host.call("getStatus")["error"]
+    assert error["code"] == "INTERNAL" and "unreadable.toml" in error["message"] and words in error["message"]

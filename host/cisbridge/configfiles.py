@@ -17,6 +17,10 @@ import os
 
 from cisbridge import DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID
 
+TYPE_CHECKING = False  # (not typing's: imported before ready)
+if TYPE_CHECKING:
+    from cisbridge.configcache import ParseCache
+
 APP = "cisbridge"
 FILENAME = "config.toml"
 DEFAULT_EXTENSIONS = (DEV_CHROME_EXTENSION_ID, FIREFOX_EXTENSION_ID)
@@ -57,21 +61,21 @@ def paths(env: dict[str, str] | os._Environ = os.environ) -> list[str]:
     named = env.get("CISBRIDGE_CONFIG")
     if named:
         return [named]
-    import platformdirs
+    from cisbridge import dirs
 
-    return [
-        os.path.join(platformdirs.site_config_dir(APP, appauthor=False), FILENAME),
-        os.path.join(platformdirs.user_config_dir(APP, appauthor=False), FILENAME),
-    ]
+    return [os.path.join(dirs.site_config_dir(), FILENAME), os.path.join(dirs.user_config_dir(), FILENAME)]
 
 
-def read(env: dict[str, str] | os._Environ = os.environ) -> Raw:
-    """Read and merge the files; raises ConfigError for one that is not TOML."""
+def read(env: dict[str, str] | os._Environ = os.environ, cache: ParseCache | None = None) -> Raw:
+    """Read and merge the files; raises ConfigError for one that is not TOML.
+
+    With a cache (the host's start), a file whose exact bytes it knows is not
+    parsed again."""
     raw = Raw()
     named = bool(env.get("CISBRIDGE_CONFIG"))
     for path in paths(env):
         if os.path.isfile(path):
-            raw.layers.append((path, _read(path)))
+            raw.layers.append((path, _read(path, cache)))
         elif named:
             raise ConfigError(path, None, "CISBRIDGE_CONFIG names a file that does not exist")
     if raw.layers:
@@ -102,16 +106,29 @@ def ready_view(raw: Raw, caller: str | None) -> tuple[str, list[str]]:
     return kind, list(dict.fromkeys(origins))
 
 
-def _read(path: str) -> dict[str, object]:
+def _read(path: str, cache: ParseCache | None = None) -> dict[str, object]:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot be read: {exc.strerror}") from None
+    if cache is not None:
+        parsed = cache.get(path, data)
+        if parsed is not None:
+            return parsed
     import tomllib
 
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        parsed = tomllib.loads(data.decode())
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not valid TOML: not UTF-8 (byte {exc.start} cannot be decoded)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(path, None, f"cannot be read: {exc.strerror}") from None
+    except RecursionError:
+        raise ConfigError(path, None, "cannot be read: arrays or tables nested too deeply") from None
+    if cache is not None:
+        cache.put(path, data, parsed)
+    return parsed
 
 
 _NARROWABLE = ("allowed_origins", "allowed_extensions")

@@ -3,8 +3,9 @@
 Order matters for start-up time and safety:
 1. take the real stdout for frames and point fd 1 (and ``sys.stdout``) at
    stderr, so nothing else — a stray print, a C library — can corrupt the stream;
-2. read and merge the configuration files and write ``ready`` — with json,
-   before importing msgspec, asyncio and the service: the browser waits for it;
+2. read and merge the configuration files (parsed ones from the parse cache,
+   ``configcache``) and write ``ready`` before importing tomllib, json,
+   msgspec, asyncio or the service: the browser waits for it;
 3. validate the configuration against the schema (an invalid one does not
    stop the host: it answers every request with an error naming the file and
    key, because a host that exits only makes the browser say "Native host has
@@ -20,9 +21,9 @@ from either thread.
 
 from __future__ import annotations
 
+import _thread  # built in: threading costs ms before ready (functools, collections)
 import os
 import sys
-import threading
 
 from cisbridge import PROTOCOL, __version__
 from cisbridge.framing import HEADER
@@ -36,7 +37,7 @@ class _Pipe:
         self.fd = fd
         self.broken = False
         self.on_broken = None
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def send(self, frame) -> None:
         p = _protocol()
@@ -97,13 +98,32 @@ _p = None
 
 
 def _write_ready(pipe: _Pipe, agent: str, allowed: list[str]) -> None:
-    """The ``ready`` event (protocol.ReadyData), written with the stdlib's json
-    so the browser hears from the host before msgspec is even imported."""
-    import json
-
-    data = {"version": __version__, "protocol": PROTOCOL, "agent": agent, "allowedOrigins": allowed}
-    payload = json.dumps({"event": "ready", "data": data}, separators=(",", ":")).encode()
+    """The ``ready`` event (protocol.ReadyData), encoded here: the browser
+    hears from the host before json (or msgspec) is even imported.  The agent
+    kind comes from TOML not yet validated: every string is escaped."""
+    payload = (
+        '{"event":"ready","data":{"version":' + _json_string(__version__)
+        + ',"protocol":' + str(int(PROTOCOL))
+        + ',"agent":' + _json_string(agent)
+        + ',"allowedOrigins":[' + ",".join(map(_json_string, allowed)) + "]}}"
+    ).encode()
     pipe.write(HEADER.pack(len(payload)) + payload)
+
+
+def _json_string(text: str) -> str:
+    """A JSON string literal: quote and backslash escaped, control characters
+    and lone surrogates as \\u escapes, everything else as itself (UTF-8)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return '"' + text + '"'
+    out = []
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch < " " or "\ud800" <= ch <= "\udfff":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _take_stdio() -> tuple[int, int]:
@@ -122,7 +142,7 @@ def _take_stdio() -> tuple[int, int]:
     return in_fd, out_fd
 
 
-#: What launchers run (``python -c LAUNCH CALLER…``): ``-c`` rather than
+#: What launchers run (``python -I -c LAUNCH CALLER…``): ``-c`` rather than
 #: ``-m cisbridge host`` skips runpy and the CLI, a few ms of every cold start.
 LAUNCH = "from cisbridge.host import run; run()"
 
@@ -137,16 +157,19 @@ def main(argv: list[str]) -> int:
     pipe = _Pipe(out_fd)
 
     from cisbridge import configfiles
+    from cisbridge.configcache import ParseCache
     from cisbridge.origins import caller_from_argv
 
     caller = caller_from_argv(argv)
+    cache = ParseCache.in_user_cache_dir()
     raw, config_error = None, None
     try:
-        raw = configfiles.read()
+        raw = configfiles.read(cache=cache)
     except configfiles.ConfigError as exc:
         config_error = exc
     kind, allowed = configfiles.ready_view(raw, caller) if raw is not None else ("none", [])
     _write_ready(pipe, kind, allowed)
+    cache.save()  # after ready: the browser does not wait for it
 
     from cisbridge import config as cfg
 
@@ -224,6 +247,8 @@ def _read_frames(loop, fd: int, max_size: int, service, stopping, log) -> None:
                 if not answer_now(item):
                     service.handed += 1
                     loop.call_soon_threadsafe(hand, item)
+
+    import threading
 
     threading.Thread(target=pump, name="cisbridge-stdin", daemon=True).start()
 

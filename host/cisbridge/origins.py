@@ -7,16 +7,30 @@ contexts: https, or http on a loopback host that the allowlist names.
 
 from __future__ import annotations
 
-import re
 TYPE_CHECKING = False  # (not typing's: this module is imported before ready, typing is not)
 if TYPE_CHECKING:  # protocol imports msgspec: not needed to read the config before ready
     from cisbridge.protocol import CisError
 
+# Parsed with string methods, not ``re``: this runs before the host's
+# ``ready``, and ``re`` (with the ``enum`` it imports) is ~5 ms of a cold
+# start.  tests/test_origins.py holds the regular expressions these checks
+# replaced, as their specification, and compares the two on random input.
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_CHROME_ID = re.compile(r"^[a-p]{32}$")
-_CHROME_ORIGIN = re.compile(r"^chrome-extension://([a-p]{32})/?$")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DIGITS = "0123456789"
+_SCHEME_CHARS = _LETTERS + _DIGITS + "+.-"
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyz" + _DIGITS + "._~-"
+_CHROME_ID_CHARS = "abcdefghijklmnop"
+_CHROME_PREFIX = "chrome-extension://"
 # Firefox add-on ids: an email-like id or a {GUID}.
-_FIREFOX_ID = re.compile(r"^(?:[A-Za-z0-9._+-]{1,80}@[A-Za-z0-9._-]{1,80}|\{[0-9A-Fa-f-]{36}\})$")
+_FIREFOX_LOCAL_CHARS = _LETTERS + _DIGITS + "._+-"
+_FIREFOX_DOMAIN_CHARS = _LETTERS + _DIGITS + "._-"
+_GUID_CHARS = _DIGITS + "ABCDEFabcdef-"
+
+
+def _only(text: str, chars: str) -> bool:
+    """Whether every character of text is one of chars (true for "")."""
+    return not text.strip(chars)
 
 
 class OriginError(ValueError):
@@ -34,11 +48,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-_ORIGIN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.S)
-_HOST = re.compile(r"[a-z0-9_~-][a-z0-9._~-]*")
-_PORT = re.compile(r"[0-9]{1,5}")
-
-
 def canonical_origin(text: str) -> str:
     """The canonical form of an origin, or OriginError saying why it is not one.
 
@@ -49,10 +58,19 @@ def canonical_origin(text: str) -> str:
         raise OriginError("an origin is a string like https://ehr.example.nhs.uk")
     if text == "null":
         raise OriginError("opaque origin 'null' (sandboxed frame or file) is never allowed")
-    m = _ORIGIN.fullmatch(text)
-    if not m:
+    # scheme "://" authority rest: the scheme ends at the first ":", the
+    # authority at the first "/", "?" or "#" after "://".
+    colon = text.find(":")
+    scheme = text[:colon] if colon > 0 else ""
+    if not (scheme and scheme[0] in _LETTERS and _only(scheme, _SCHEME_CHARS) and text.startswith("//", colon + 1)):
         raise OriginError("not an origin: scheme://host[:port] expected")
-    scheme, authority, rest = m.group(1).lower(), m.group(2), m.group(3)
+    start = colon + 3
+    end = len(text)
+    for stop in "/?#":
+        found = text.find(stop, start, end)
+        if found != -1:
+            end = found
+    scheme, authority, rest = scheme.lower(), text[start:end], text[end:]
     if scheme not in _DEFAULT_PORTS:
         raise OriginError(f"scheme {scheme!r} is not allowed: use https")
     if "@" in authority:
@@ -69,19 +87,22 @@ def canonical_origin(text: str) -> str:
         except ValueError:
             raise OriginError(f"not an IPv6 address: {host}") from None
     else:
-        host, colon, port_part = authority.partition(":")
-        host, port_part = host.lower(), colon + port_part
+        written, colon, port_part = authority.partition(":")
+        host, port_part = written.lower(), colon + port_part
         if not host:
             raise OriginError("an origin needs a host")
         if "*" in host:
             raise OriginError("wildcards are not supported: list each origin exactly")
-        if not _HOST.fullmatch(host):
+        # ASCII before lower(): "\u212a".lower() is "k" (the Kelvin sign)
+        if not (written.isascii() and host[0] != "." and _only(host, _HOST_CHARS)):
             raise OriginError(f"not a host name: {host!r}")
     port = None
     if port_part:
-        if not (port_part.startswith(":") and _PORT.fullmatch(port_part[1:]) and int(port_part[1:]) <= 65535):
-            raise OriginError(f"not a port: {port_part[1:]!r}")
-        port = int(port_part[1:])
+        digits = port_part[1:]
+        if not (port_part.startswith(":") and 1 <= len(digits) <= 5 and digits.isascii() and digits.isdigit()
+                and int(digits) <= 65535):
+            raise OriginError(f"not a port: {digits!r}")
+        port = int(digits)
     if port is None or port == _DEFAULT_PORTS[scheme]:
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
@@ -146,11 +167,12 @@ class OriginPolicy:
 
 def canonical_extension_id(text: str) -> str:
     """A configured extension id in canonical form, or OriginError."""
-    m = _CHROME_ORIGIN.match(text)
-    if m:
-        return m.group(1)
-    if _CHROME_ID.match(text) or _FIREFOX_ID.match(text):
-        return text
+    if isinstance(text, str):
+        chrome = _chrome_origin_id(text)
+        if chrome is not None:
+            return chrome
+        if _is_chrome_id(text) or _is_firefox_id(text):
+            return text
     raise OriginError(
         "not an extension id: use a Chromium id (32 letters a-p), chrome-extension://ID/, "
         "or a Firefox add-on id such as cisbridge@cisbridge.org"
@@ -165,9 +187,31 @@ def caller_from_argv(argv: list[str]) -> str | None:
     """
     args = [a for a in argv if not a.startswith("--parent-window=")]
     for arg in args:
-        m = _CHROME_ORIGIN.match(arg)
-        if m:
-            return m.group(1)
-    if len(args) == 2 and _FIREFOX_ID.match(args[1]):
+        chrome = _chrome_origin_id(arg)
+        if chrome is not None:
+            return chrome
+    if len(args) == 2 and _is_firefox_id(args[1]):
         return args[1]
     return None
+
+
+def _is_chrome_id(text: str) -> bool:
+    return len(text) == 32 and _only(text, _CHROME_ID_CHARS)
+
+
+def _chrome_origin_id(text: str) -> str | None:
+    """The id in ``chrome-extension://ID`` or ``chrome-extension://ID/``."""
+    if not text.startswith(_CHROME_PREFIX):
+        return None
+    ext = text[len(_CHROME_PREFIX) :]
+    if ext.endswith("/"):
+        ext = ext[:-1]
+    return ext if _is_chrome_id(ext) else None
+
+
+def _is_firefox_id(text: str) -> bool:
+    if len(text) == 38 and text[0] == "{" and text[-1] == "}" and _only(text[1:-1], _GUID_CHARS):
+        return True
+    local, at, domain = text.partition("@")
+    return (bool(at) and 1 <= len(local) <= 80 and 1 <= len(domain) <= 80
+            and _only(local, _FIREFOX_LOCAL_CHARS) and _only(domain, _FIREFOX_DOMAIN_CHARS))

@@ -13,6 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.*
+from support.interpreter import checkout_python  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 CHROME_ID = "ekiaedepebiljeejbccahljdhmdiocpb"
 FIREFOX_ID = "cisbridge@cisbridge.org"
@@ -35,6 +38,7 @@ class Env:
             XDG_CONFIG_HOME=str(self.home / ".config"),
             XDG_DATA_HOME=str(self.home / ".local/share"),
             XDG_STATE_HOME=str(self.home / ".local/state"),
+            XDG_CACHE_HOME=str(self.home / ".cache"),
             XDG_CONFIG_DIRS=str(base / "xdg-system"),
             CISBRIDGE_LOG_DIR=str(base / "log"),
             CISBRIDGE_CONFIG=str(self.config),
@@ -42,7 +46,10 @@ class Env:
         for name in ("PCSCLITE_CSOCK_NAME",):
             self.vars.pop(name, None)
 
-    cli = [sys.executable, "-m", "cisbridge"]
+    #: The CLI runs under an interpreter that has this checkout installed, so
+    #: the launchers it writes (python -I: no PYTHONPATH) run this checkout.
+    python = checkout_python()
+    cli = [python, "-m", "cisbridge"]
 
     @property
     def launcher(self) -> Path:
@@ -54,7 +61,7 @@ class Env:
 
     def run(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run(
-            [sys.executable, "-m", "cisbridge", *args],
+            [*self.cli, *args],
             capture_output=True, text=True, env={**self.vars, **(env or {})}, timeout=60,
         )
         if check and proc.returncode != 0:

@@ -6,8 +6,10 @@ import json
 import os
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
+import installenv
 from installenv import CHROME_ID, FIREFOX_ID, HOST, tree
 
 USER_DIRS = {
@@ -171,13 +173,43 @@ def test_launcher_quotes_an_interpreter_path_with_spaces_and_quotes(env, tmp_pat
     from installenv import REPO
 
     home = tmp_path / "it's a venv"
-    venv.EnvBuilder(with_pip=False, system_site_packages=True).create(home)
+    venv.EnvBuilder(with_pip=False).create(home)
     python = home / "bin" / "python"
-    env.run("install", "--browser", "chromium", "--python", str(python))
     import sysconfig
 
-    # That venv has no cisbridge of its own: lend it this one's.
-    run_env = {**env.vars, "PYTHONPATH": os.pathsep.join([str(REPO / "host"), sysconfig.get_paths()["purelib"]])}
-    code, checks = env.doctor("--browser", "chromium", env=run_env)
+    # That venv has no cisbridge of its own: lend it this one's, the way an
+    # installed package is found (launchers run python -I: no PYTHONPATH).
+    site = subprocess.run([str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "lent.pth").write_text(f"{REPO / 'host'}\n{sysconfig.get_paths()['purelib']}\n{sysconfig.get_paths()['platlib']}\n")
+    install = env.run("install", "--browser", "chromium", "--python", str(python))
+    assert "warning" not in install.stdout
+    code, checks = env.doctor("--browser", "chromium")
     ok = [c for c in checks if c["check"] == "self-test (Chromium)" and c["status"] == "ok"]
     assert ok, [c["message"] for c in checks if c["check"].startswith(("self-test", "Chromium"))]
+
+
+def test_the_launcher_takes_no_module_from_the_browsers_directory_or_pythonpath(env, tmp_path):
+    """Launchers run python -I: a struct.py where the browser happens to be, or
+    a PYTHONPATH in its environment, cannot put code into the host."""
+    env.run("install", "--browser", "chromium")
+    marker = tmp_path / "trap-ran"
+    here, elsewhere = tmp_path / "downloads", tmp_path / "pythonpath"
+    trap = f"open({str(marker)!r}, 'a').write(__name__ + ' ')\nfrom _struct import *\nfrom _struct import _clearcache\n"
+    (here / "cisbridge").mkdir(parents=True)
+    (here / "struct.py").write_text(trap)
+    (here / "cisbridge" / "__init__.py").write_text(trap)
+    (elsewhere / "cisbridge").mkdir(parents=True)
+    (elsewhere / "cisbridge" / "__init__.py").write_text(trap)
+    run_env = {**env.vars, "PYTHONPATH": str(elsewhere)}
+
+    def start(argv):
+        done = subprocess.run(argv, input=b"", capture_output=True, cwd=here, env=run_env, timeout=30)
+        return done.stdout[4:].startswith(b'{"event":"ready"')
+
+    assert start([str(env.launcher), f"chrome-extension://{CHROME_ID}/"])
+    assert not marker.exists()
+    # The same command without -I: the trap runs (the test can see it).
+    python = installenv.checkout_python()
+    start([python, "-c", "import struct"])
+    assert marker.read_text() == "struct "

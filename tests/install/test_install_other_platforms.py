@@ -65,7 +65,7 @@ def test_macos_user_and_system_locations(tmp_path, browser):
         data = json.loads((home / "Library/Application Support" / d / "NativeMessagingHosts" / f"{HOST}.json").read_text())
         assert data["path"] == launcher
         assert ids_of(data) == ([FIREFOX_ID] if browser == "firefox" else [f"chrome-extension://{CHROME_ID}/"])
-    assert (root / launcher.lstrip("/")).read_text().endswith(f'exec {PYTHON} -c {shlex.quote(LAUNCH)} "$@"\n')
+    assert (root / launcher.lstrip("/")).read_text().endswith(f'exec {PYTHON} -I -c {shlex.quote(LAUNCH)} "$@"\n')
 
     system = System("darwin", "system", root=root)
     install(system, [browser])
@@ -104,7 +104,7 @@ def test_windows_registry_keys_point_at_manifests(tmp_path, scope, hive):
     launcher = str(base / "cisbridge-host.bat")
     assert chromium["path"] == firefox["path"] == launcher
     bat = system.real(launcher).read_bytes()
-    assert bat.startswith(b"@echo off\r\n") and f'"{PYTHON}" -c "{LAUNCH}" %*\r\n'.encode() in bat
+    assert bat.startswith(b"@echo off\r\n") and f'"{PYTHON}" -I -c "{LAUNCH}" %*\r\n'.encode() in bat
 
     # Idempotent: a second run changes no key.
     registry.writes.clear()
@@ -157,3 +157,14 @@ def test_launcher_names_its_interpreter_even_with_spaces(tmp_path, platform):
     system = System(platform, "user", root=tmp_path, registry=FileRegistry(tmp_path / "reg.json"))
     python = "C:\\Program Files\\Python 3.12\\python.exe" if platform == "win32" else "/opt/my tools/it's/python3"
     assert installer.launcher_python(installer.launcher_text(system, python)) == python
+
+
+@pytest.mark.parametrize("text, python", [
+    # launchers written before -I (and before python -c): still recognised
+    (f"#!/bin/sh\nexec /opt/py/bin/python3 -c {shlex.quote(LAUNCH)} \"$@\"\n", "/opt/py/bin/python3"),
+    ("#!/bin/sh\nexec '/opt/my py/python3' -m cisbridge host \"$@\"\n", "/opt/my py/python3"),
+    (f'@echo off\r\n"C:\\Py\\python.exe" -c "{LAUNCH}" %*\r\n', "C:\\Py\\python.exe"),
+    ('@echo off\r\n"C:\\Py\\python.exe" -m cisbridge host %*\r\n', "C:\\Py\\python.exe"),
+])
+def test_older_launchers_are_still_read(text, python):
+    assert installer.launcher_python(text) == python

@@ -30,10 +30,23 @@ PROFILE = "profile"
 
 # ------------------------------------------------------------------ launcher
 
+#: The interpreter's options in a launcher's command.  ``-I``, isolated mode:
+#: PYTHON* environment variables and the user's site-packages are ignored,
+#: and the current directory is not put on ``sys.path`` (with ``-c`` it would
+#: come first: a ``struct.py`` in the browser's working directory would be
+#: imported into the host).  cisbridge must be installed in that Python.
+LAUNCH_OPTIONS: tuple[str, ...] = ("-I",)
+
+
+def launcher_argv(python: str) -> list[str]:
+    """The command a launcher runs, before the browser's arguments."""
+    return [python, *LAUNCH_OPTIONS, "-c", LAUNCH]
+
+
 def launcher_text(system: System, python: str) -> str:
-    """The script the manifests point at: runs the host (``python -c`` with
-    :data:`cisbridge.host.LAUNCH`, the quickest start) with the browser's
-    arguments.  Browsers cannot pass arguments of their own, and
+    """The script the manifests point at: runs the host (``python -I -c``
+    with :data:`cisbridge.host.LAUNCH`, the quickest start) with the
+    browser's arguments.  Browsers cannot pass arguments of their own, and
     the console-script wrapper may sit on a PATH the browser does not have."""
     if system.windows:
         # Chrome and Firefox start a .bat through cmd.exe.  "@echo off" keeps
@@ -44,13 +57,13 @@ def launcher_text(system: System, python: str) -> str:
             "@echo off\r\n"
             "rem Written by `cisbridge install`: starts the cisbridge native messaging host.\r\n"
             "rem Re-run `cisbridge install` after moving or upgrading Python.\r\n"
-            f'"{python}" -c "{LAUNCH}" %*\r\n'
+            f'"{python}" {"".join(o + " " for o in LAUNCH_OPTIONS)}-c "{LAUNCH}" %*\r\n'
         )
     return (
         "#!/bin/sh\n"
         "# Written by `cisbridge install`: starts the cisbridge native messaging host.\n"
         "# Re-run `cisbridge install` after moving or upgrading Python.\n"
-        f'exec {shlex.quote(python)} -c {shlex.quote(LAUNCH)} "$@"\n'
+        f'exec {shlex.join(launcher_argv(python))} "$@"\n'
     )
 
 
@@ -67,6 +80,23 @@ def launcher_python(text: str) -> str | None:
         if line.startswith('"') and (f' -c "{LAUNCH}"' in line or " -m cisbridge host" in line):
             return line[1:].split('"', 1)[0]
     return None
+
+
+def launch_problem(python: str) -> str | None:
+    """Why the launcher's command could not import the host, if it could not."""
+    import subprocess
+
+    try:
+        done = subprocess.run([python, *LAUNCH_OPTIONS, "-c", "import cisbridge.host"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run {python}: {exc}"
+    if done.returncode == 0:
+        return None
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return (f"{python} {' '.join(LAUNCH_OPTIONS)} cannot import cisbridge ({last}): the browser could not start the "
+            "host. Launchers run Python isolated, where PYTHONPATH and `pip install --user` do not count: install "
+            "cisbridge into that Python or a virtual environment, or pass --python")
 
 
 # ------------------------------------------------------------------ state
@@ -192,6 +222,10 @@ def install(system: System, plan: Plan, say=print) -> State:
     _mkdirs(system, state, launcher_real.parent)
     changed = _write(launcher_real, launcher_text(system, python), None if system.windows else 0o755)
     say(f"{'wrote' if changed else 'kept'} launcher {launcher} (runs {python})")
+    if not system.fake:
+        problem = launch_problem(python)
+        if problem:
+            say(f"warning: {problem}")
     state.launcher, state.python = launcher, python
     state.files.setdefault(launcher, {"kind": "launcher", "browsers": ["*"]})
     state.extension_ids = [*chromium_ids, *firefox_ids]
