@@ -401,7 +401,7 @@ def test_start_up_imports_nothing_heavy(tmp_path):
 
 
 #: what a cold start cannot afford before ``ready`` (milliseconds each; docs/benchmarks.md)
-NOT_BEFORE_READY = {"re", "enum", "typing", "json", "tomllib", "platformdirs", "pathlib"}
+NOT_BEFORE_READY = {"re", "enum", "typing", "json", "tomllib", "platformdirs", "pathlib", "threading"}
 
 
 def _imported(stream: bytes) -> set[str]:
