@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+import sys
 import signal
 import time
 
@@ -302,6 +304,65 @@ def test_no_config_at_all_refuses_origins_and_says_where_to_allow_them(start_hos
     error = host.call("getStatus")["error"]
     assert error["code"] == "ORIGIN_NOT_ALLOWED"
     assert "allowed_origins" in error["message"]
+
+
+def test_a_user_without_a_home_directory_gets_the_system_config_and_a_host_that_serves():
+    """A uid with no passwd entry and no HOME (some managed desktops, containers):
+    the user config and the parse cache have nowhere to live; the host must
+    still answer with the administrator's configuration, never exit."""
+    import os
+    import shutil
+    import stat
+    import subprocess
+    import tempfile
+
+    from hostclient import CHROME_CALLER
+    from support.interpreter import checkout_python
+
+    from cisbridge.framing import frame
+    from cisbridge.install.installer import launcher_argv
+
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run as a uid without a passwd entry")
+    as_nobody = ["setpriv", "--reuid", "54321", "--regid", "54321", "--clear-groups"]
+    python = checkout_python()
+    if subprocess.run([*as_nobody, python, "-I", "-c", "import cisbridge"], capture_output=True).returncode:
+        pytest.skip("this checkout's Python cannot be run by another uid here")
+    system = Path(tempfile.mkdtemp(prefix="cisbridge-nohome-"))
+    try:
+        (system / "cisbridge").mkdir()
+        (system / "cisbridge/config.toml").write_text(f'allowed_origins = ["{ORIGIN}"]\n')
+        for path in (system, system / "cisbridge", system / "cisbridge/config.toml"):
+            path.chmod(path.stat().st_mode | stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
+        request = frame(json.dumps({"id": 1, "method": "getStatus", "origin": ORIGIN}).encode())
+        proc = subprocess.Popen(
+            [*as_nobody, *launcher_argv(python), CHROME_CALLER],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
+            env={"PATH": os.environ["PATH"], "XDG_CONFIG_DIRS": str(system)},
+        )
+        try:
+            ready = _read_frame(proc.stdout)
+            proc.stdin.write(request)
+            proc.stdin.flush()
+            answer = _read_frame(proc.stdout)
+            proc.stdin.close()
+            assert proc.wait(10) == 0
+            stderr = proc.stderr.read()
+        finally:
+            proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                stream.close()
+    finally:
+        shutil.rmtree(system)
+    assert ready["data"]["allowedOrigins"] == [ORIGIN]
+    assert answer["id"] == 1 and "result" in answer, answer
+    assert b"no home directory: only the system configuration is read" in stderr  # logged to stderr
+
+
+def _read_frame(stream) -> dict:
+    size = int.from_bytes(stream.read(4), sys.byteorder)
+    return json.loads(stream.read(size))
 
 
 # ------------------------------------------------------------- stdout

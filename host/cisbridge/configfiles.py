@@ -63,7 +63,12 @@ def paths(env: dict[str, str] | os._Environ = os.environ) -> list[str]:
         return [named]
     from cisbridge import dirs
 
-    return [os.path.join(dirs.site_config_dir(), FILENAME), os.path.join(dirs.user_config_dir(), FILENAME)]
+    found = [os.path.join(dirs.site_config_dir(), FILENAME)]
+    try:
+        found.append(os.path.join(dirs.user_config_dir(), FILENAME))
+    except RuntimeError:  # no home directory (a user without one): the administrator's file only
+        pass
+    return found
 
 
 def read(env: dict[str, str] | os._Environ = os.environ, cache: ParseCache | None = None) -> Raw:
@@ -73,7 +78,10 @@ def read(env: dict[str, str] | os._Environ = os.environ, cache: ParseCache | Non
     parsed again."""
     raw = Raw()
     named = bool(env.get("CISBRIDGE_CONFIG"))
-    for path in paths(env):
+    files = paths(env)
+    if not named and len(files) == 1:
+        raw.warnings.append("no home directory: only the system configuration is read (set HOME or XDG_CONFIG_HOME)")
+    for path in files:
         if os.path.isfile(path):
             raw.layers.append((path, _read(path, cache)))
         elif named:

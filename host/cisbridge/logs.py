@@ -45,11 +45,12 @@ def setup(level: str = "info", name: str = "host.log") -> Path | None:
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    path: Path | None = log_dir() / name
+    path: Path | None = None
     try:
+        path = log_dir() / name
         path.parent.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: no home directory to put the log in
         path = None
         handler = logging.StreamHandler()  # stderr: browsers keep it in their own log
     handler.setFormatter(RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
