@@ -75,7 +75,7 @@ def main() -> int:
         status: list[float] = []
         cfg = tmp / "live.toml"
         cfg.write_text(config)
-        env = dict(os.environ, CISBRIDGE_CONFIG=str(cfg), CISBRIDGE_LOG_DIR=str(tmp / "live-log"), SOFTHSM2_CONF=conf)
+        env = dict(os.environ, CISBRIDGE_CONFIG=str(cfg), CISBRIDGE_LOG_DIR=str(tmp / "live-log"), SOFTHSM2_CONF=conf, XDG_CACHE_HOME=str(tmp / "cache"))
         peer = Peer([sys.executable, "-m", "cisbridge", "host", "chrome-extension://ekiaedepebiljeejbccahljdhmdiocpb/"], env)
         payload = json.dumps({"id": "login", "method": "getTicket", "origin": ORIGIN, "params": {}}).encode()
         peer.write(len(payload).to_bytes(4, sys.byteorder) + payload)

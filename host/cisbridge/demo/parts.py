@@ -107,7 +107,7 @@ def install_host(profile_dir: Path, workdir: Path, env: dict[str, str]) -> Path:
     that sets ``env`` and runs this interpreter's ``cisbridge host``, and the
     per-profile manifest ``<profile>/NativeMessagingHosts/org.cisbridge.host.json``.
     Nothing outside ``workdir`` and ``profile_dir`` is touched."""
-    from cisbridge.host import LAUNCH
+    from cisbridge.install.installer import launcher_argv
     from cisbridge.install.manifests import dumps, host_manifest
 
     launcher = workdir / "cisbridge-host"
@@ -117,7 +117,7 @@ def install_host(profile_dir: Path, workdir: Path, env: dict[str, str]) -> Path:
         "# Written by `cisbridge demo`: the host for the demo's private browser profile.\n"
         f"echo $$ >> {shlex.quote(str(workdir / 'host.pids'))}\n"
         f"{exports}"
-        f'exec {shlex.quote(sys.executable)} -c {shlex.quote(LAUNCH)} "$@"\n'
+        f'exec {shlex.join(launcher_argv(sys.executable))} "$@"\n'
     )
     launcher.chmod(0o755)
     manifests = profile_dir / "NativeMessagingHosts"

@@ -91,6 +91,8 @@ class Demo:
             "CISBRIDGE_CONFIG": str(self.workdir / "config.toml"),
             "CISBRIDGE_LOG_DIR": str(self.workdir / "host-log"),
             "SOFTHSM2_CONF": conf,
+            # the host's config parse cache, with everything else, goes with the workdir
+            "XDG_CACHE_HOME": str(self.workdir / "cache"),
         }
         if pcsc is not None:
             t = time.perf_counter()
