@@ -13,6 +13,10 @@ export const CONFIG = Object.freeze({
   /** How long a request waits for a fresh read of enterprise policy before the
    *  last-read policy stands in (Chromium's first read takes ~2 s after start). */
   POLICY_FRESH_WAIT_MS: 150,
+  /** When managed storage reads empty, read it again after these delays: before
+   *  Chromium's policy service is ready (browser start, VDI logins) it answers
+   *  {} and may send no change event when the policy then arrives. */
+  POLICY_EMPTY_REREAD_MS: Object.freeze([5_000, 30_000]) as readonly number[],
   /** Default time a person has to answer a prompt window (policy: promptTimeoutSeconds). */
   PROMPT_TIMEOUT_MS: 120_000,
   /** Bounds on the policy value, so a typo cannot make prompts vanish or linger for days. */

@@ -132,6 +132,55 @@ test("policy: with nothing remembered, requests wait for the fresh read", async 
   assert.equal((await first).allowedOrigins, null);
 });
 
+test("policy: an empty read (policy service not ready yet) is read again; a policy found then applies", async () => {
+  const reads = [{}, {}, { allowedOrigins: ["https://late"] }];
+  const timers: Array<[() => void, number]> = [];
+  const saved: unknown[] = [];
+  const store: PolicyStore = {
+    readManaged: async () => reads.shift() ?? {},
+    readRemembered: async () => null,
+    remember: async (policy) => void saved.push(policy),
+    setTimeout: (fn, ms) => void timers.push([fn, ms]),
+  };
+  const settle = () => new Promise((r) => setImmediate(r));
+  const fire = async (ms: number) => {
+    const due = timers.filter(([, at]) => at === ms);
+    assert.equal(due.length, 1, `one timer of ${ms} ms`);
+    timers.splice(timers.indexOf(due[0]), 1);
+    due[0][0]();
+    await settle();
+  };
+  const source = policySource(store);
+  assert.equal((await source.current()).allowedOrigins, null); // empty: no narrowing yet
+  await settle();
+  const [first, second] = CONFIG.POLICY_EMPTY_REREAD_MS;
+  await fire(first); // still empty: read again later
+  assert.equal((await source.current()).allowedOrigins, null);
+  await fire(second);
+  assert.deepEqual((await source.current()).allowedOrigins, ["https://late"]);
+  assert.deepEqual((saved.at(-1) as { allowedOrigins: string[] }).allowedOrigins, ["https://late"]);
+  assert.equal(timers.filter(([, ms]) => CONFIG.POLICY_EMPTY_REREAD_MS.includes(ms)).length, 0); // no more re-reads
+});
+
+test("policy: re-reads stop once the policy is forgotten (a change event came)", async () => {
+  const timers: Array<() => void> = [];
+  let readsDone = 0;
+  const store: PolicyStore = {
+    readManaged: async () => (readsDone++, {}),
+    readRemembered: async () => null,
+    remember: async () => undefined,
+    setTimeout: (fn) => void timers.push(fn),
+  };
+  const source = policySource(store);
+  await source.current();
+  await new Promise((r) => setImmediate(r));
+  source.forget();
+  const before = readsDone;
+  timers.splice(0).forEach((fire) => fire());
+  await new Promise((r) => setImmediate(r));
+  assert.equal(readsDone, before);
+});
+
 test("policy: a remembered policy that is not a Policy is not used", () => {
   assert.equal(rememberedPolicy({ allowedOrigins: [1], promptTimeoutMs: 5 }), null);
   assert.equal(rememberedPolicy("x"), null);

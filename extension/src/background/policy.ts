@@ -45,16 +45,39 @@ export interface PolicyStore {
  * CONFIG.POLICY_FRESH_WAIT_MS; otherwise the policy last read (remembered in
  * the extension's local storage, which pages cannot reach) stands in until
  * the fresh one arrives.  With nothing remembered (first run), requests wait.
+ *
+ * Before its policy service is ready Chromium may also answer {} (seen on
+ * force-installs and VDI logins; w3c/webextensions#547) without a change
+ * event later.  So an empty read is read again after each of
+ * CONFIG.POLICY_EMPTY_REREAD_MS, and a policy found then applies at once.
  */
 export function policySource(store: PolicyStore): { current(): Promise<Policy>; forget(): void } {
   let cached: Promise<Policy> | null = null;
+  let generation = 0; // forget() starts a new one; re-reads of an old one stop
+  const read = (): Promise<{ policy: Policy; empty: boolean }> =>
+    store
+      .readManaged()
+      .then((raw) => ({ policy: parsePolicy(raw), empty: !raw || Object.keys(raw).length === 0 }))
+      // Firefox rejects when no policy names the extension: that means "no policy".
+      .catch(() => ({ policy: parsePolicy({}), empty: true }));
+  const rereadWhileEmpty = (gen: number, delays: readonly number[]): void => {
+    const [delay, ...later] = delays;
+    if (delay === undefined) return;
+    store.setTimeout(() => {
+      if (gen !== generation) return;
+      void read().then(({ policy, empty }) => {
+        if (gen !== generation) return;
+        if (empty) return rereadWhileEmpty(gen, later);
+        cached = Promise.resolve(policy);
+        return store.remember(policy);
+      }).catch(() => undefined);
+    }, delay);
+  };
   const current = (): Promise<Policy> => {
     if (cached) return cached;
-    const fresh = store
-      .readManaged()
-      .then((raw) => parsePolicy(raw))
-      // Firefox rejects when no policy names the extension: that means "no policy".
-      .catch(() => parsePolicy({}));
+    const gen = generation;
+    const first = read();
+    const fresh = first.then(({ policy }) => policy);
     const standIn = new Promise<Policy>((resolve) => {
       store.setTimeout(() => {
         store.readRemembered().then((remembered) => {
@@ -64,13 +87,20 @@ export function policySource(store: PolicyStore): { current(): Promise<Policy>; 
     });
     const mine = Promise.race([fresh, standIn]);
     cached = mine;
-    void fresh.then((policy) => {
+    void first.then(({ policy, empty }) => {
       if (cached === mine) cached = Promise.resolve(policy);
+      if (empty) rereadWhileEmpty(gen, CONFIG.POLICY_EMPTY_REREAD_MS);
       return store.remember(policy);
     }).catch(() => undefined);
     return mine;
   };
-  return { current, forget: () => (cached = null) };
+  return {
+    current,
+    forget: () => {
+      generation += 1;
+      cached = null;
+    },
+  };
 }
 
 const REMEMBERED = "cisbridge.policy";
