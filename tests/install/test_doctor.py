@@ -100,6 +100,18 @@ def test_launcher_python_gone(env, tmp_path):
     assert only(checks, "self-test (Chromium)", "ok")
 
 
+def test_launcher_without_isolated_mode_is_a_warning_and_install_repairs_it(env):
+    env.run("install", "--browser", "chromium")
+    env.launcher.write_text(env.launcher.read_text().replace(" -I -c ", " -c "))
+    code, checks = env.doctor("--browser", "chromium")
+    warning = only(checks, "Chromium manifest (user)", "warn")[0]
+    assert "without -I" in warning["message"] and "cisbridge install" in warning["fix"]
+    assert only(checks, "self-test (Chromium)", "ok")  # it still works
+    env.run("install", "--browser", "chromium")
+    code, checks = env.doctor("--browser", "chromium")
+    assert not [c for c in checks if c["status"] == "warn" and c["check"].startswith("Chromium manifest")]
+
+
 def test_bad_json(env):
     env.run("install", "--browser", "chromium")
     (env.home / CHROMIUM_MANIFEST).write_text('{"name": "org.cisbridge.host",')

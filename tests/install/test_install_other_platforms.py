@@ -168,3 +168,13 @@ def test_launcher_names_its_interpreter_even_with_spaces(tmp_path, platform):
 ])
 def test_older_launchers_are_still_read(text, python):
     assert installer.launcher_python(text) == python
+    assert installer.launcher_isolated(text) is False  # doctor warns: install again
+
+
+@pytest.mark.parametrize("platform", ["linux", "win32"])
+def test_launchers_written_now_run_python_isolated(tmp_path, platform):
+    system = System(platform, "user", root=tmp_path, registry=FileRegistry(tmp_path / "reg.json"))
+    python = "C:\\Py\\python.exe" if platform == "win32" else "/opt/py/bin/python3"
+    assert installer.launcher_isolated(installer.launcher_text(system, python)) is True
+    assert installer.launcher_isolated("#!/bin/sh\nexec something-else\n") is False
+    assert installer.launcher_isolated("echo hello\n") is None

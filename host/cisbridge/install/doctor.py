@@ -319,6 +319,7 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
         fail(f"type is {data.get('type')!r}, not 'stdio'")
     path = data.get("path")
     launcher_ok = False
+    isolated: bool | None = None
     if not isinstance(path, str) or not path:
         fail("no path to the host")
     elif not system.pure(path).is_absolute():
@@ -333,7 +334,7 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
                  f"chmod 755 '{path}', or {_REINSTALL}")
         else:
             launcher_ok = True
-            python = _launcher_python(launcher)
+            python, isolated = _launcher_python(launcher)
             if python and not system.fake and not os.path.exists(python):
                 launcher_ok = False
                 fail(f"the launcher runs {python}, which no longer exists (Python moved or upgraded; "
@@ -371,19 +372,26 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
         return fails, None
     ok = Check(name, "ok", f"{manifest}: valid, host {path}, allows {', '.join(allowed)}", detail={"manifest": manifest})
     item = Found(browser, fam, manifest, path, allowed) if launcher_ok else None
+    if isolated is False:
+        return [ok, Check(name, "warn", f"{path} runs Python without -I (written by an earlier cisbridge): "
+                          "a module in the browser's working directory or on PYTHONPATH could be loaded "
+                          "into the host", _REINSTALL, {"manifest": manifest})], item
     return [ok], item
 
 
-def _launcher_python(launcher) -> str | None:
-    from cisbridge.install.installer import launcher_python
+def _launcher_python(launcher) -> tuple[str | None, bool | None]:
+    """The interpreter our launcher runs and whether it runs it isolated
+    (None, None: not a launcher cisbridge install wrote)."""
+    from cisbridge.install.installer import launcher_isolated, launcher_python
 
     try:
         head = launcher.read_bytes()[:4096]
     except OSError:
-        return None
+        return None, None
     if b"cisbridge install" not in head:
-        return None  # not our launcher: nothing to say about its insides
-    return launcher_python(head.decode("utf-8", "replace"))
+        return None, None  # not our launcher: nothing to say about its insides
+    text = head.decode("utf-8", "replace")
+    return launcher_python(text), launcher_isolated(text)
 
 
 # ------------------------------------------------------------------ sandboxes

@@ -82,6 +82,23 @@ def launcher_python(text: str) -> str | None:
     return None
 
 
+def launcher_isolated(text: str) -> bool | None:
+    """Whether a launcher written by :func:`launcher_text` runs Python with
+    :data:`LAUNCH_OPTIONS` (launchers written before 0.1.0's ``-I`` do not);
+    None when it is not such a launcher."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("exec "):
+            try:
+                words = shlex.split(line)
+            except ValueError:
+                return None
+            return words[2 : 2 + len(LAUNCH_OPTIONS)] == list(LAUNCH_OPTIONS)
+        if line.startswith('"') and (f' -c "{LAUNCH}"' in line or " -m cisbridge host" in line):
+            return f'" {" ".join(LAUNCH_OPTIONS)} -c "' in line
+    return None
+
+
 def launch_problem(python: str) -> str | None:
     """Why the launcher's command could not import the host, if it could not."""
     import subprocess
