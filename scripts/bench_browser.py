@@ -43,10 +43,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
-sys.path.append(str(REPO / "tests"))  # for support.pcsc, after tests/browser (its conftest)
+sys.path.append(str(REPO / "tests"))  # for support.pcsc, after tests/browser (its helpers)
 
-import conftest  # noqa: E402
-from conftest import Browser  # noqa: E402
+import browser_support as conftest  # noqa: E402  (the browser suite's helpers)
+from browser_support import Browser  # noqa: E402
 
 ECHO_HOST = r'''
 import json, os, struct, sys
