@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from gas_support import ONE_ROLE, PIN, gas_config, login
+from hostclient import ORIGIN
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from support.pcsc import READER, VirtualCard, available, process_pcscd, wait_until  # noqa: E402
@@ -82,3 +83,57 @@ def test_card_removed_while_signing_ends_the_request_with_card_removed(removal_h
     host.reply(host.prompt("consent", timeout=10), True)
     host.reply(host.prompt("pin", timeout=10), PIN)
     assert [s["id"] for s in host.response(rid, timeout=10)["result"]["signatures"]] == ["rx-2"]
+
+
+def test_no_ticket_is_answered_after_sessionended_while_pages_keep_asking(removal_host, reader, sim):
+    """getTicketNoAuth is answered on the host's reader thread while the event
+    loop ends the session: in the frame stream, no answer after sessionEnded
+    may carry the ticket, and every request is answered exactly once."""
+    import json
+    import threading
+
+    _, card = reader
+    host = removal_host(sim)
+    ticket = login(host)["result"]["ticket"]
+    host.events.clear()
+    stop = threading.Event()
+    sent = []
+
+    def ask() -> None:  # before, during and after the removal, until told to stop
+        while not stop.is_set():
+            request_id = f"q{len(sent)}"
+            host.send_frame(json.dumps({"id": request_id, "method": "getTicketNoAuth", "origin": ORIGIN}).encode())
+            sent.append(request_id)
+            if len(sent) % 20 == 0:
+                time.sleep(0.001)
+
+    sender = threading.Thread(target=ask)
+    sender.start()
+    try:
+        time.sleep(0.1)
+        card.remove()  # pcscd sees it within ~0.4 s (it polls vpcd)
+        stream: list[dict] = []
+        answered: set[str] = set()
+        ended_at = None
+        while ended_at is None or len(stream) - ended_at < 300:
+            item = host.next_frame(timeout=10)
+            stream.append(item)
+            if item.get("event") == "sessionEnded":
+                ended_at = len(stream) - 1
+            elif "id" in item:
+                assert item["id"] not in answered
+                answered.add(item["id"])
+    finally:
+        stop.set()
+        sender.join()
+    while len(answered) < len(sent):
+        item = host.next_frame(timeout=10)
+        stream.append(item)
+        if "id" in item:
+            assert item["id"] not in answered
+            answered.add(item["id"])
+    assert answered == set(sent)
+    before = [f["result"]["ticket"] for f in stream[:ended_at] if "result" in f]
+    after = [f["result"]["ticket"] for f in stream[ended_at:] if "result" in f]
+    assert before and all(t == ticket for t in before)  # live while the card was in
+    assert after and all(t is None for t in after), "a ticket was answered after sessionEnded"
