@@ -112,3 +112,17 @@ def test_eof_with_a_request_stuck_in_the_library_still_exits_within_a_second(slo
     host.close_stdin()
     assert host.wait_exit(timeout=5) == 0
     assert time.monotonic() - start < 1.0
+
+
+def test_get_ticket_no_auth_does_not_wait_for_a_login_in_progress(slow_host):
+    # The Identity Agent's login windows are open (getTicket sleeping in the
+    # library): a page polling getTicketNoAuth hears "no session yet" at once
+    # instead of waiting as long as the person does.
+    host = slow_host(f"getTicket ticket={TICKET} sleep=3000", f"getTicketNoAuth ticket={TICKET}")
+    login = host.send("getTicket")
+    time.sleep(0.3)  # the library call has started
+    assert host.call("getTicketNoAuth", timeout=2)["result"] == {"ticket": None}
+    assert login not in host.responses  # answered while the login was still open
+    assert host.response(login, timeout=10)["result"] == {"ticket": TICKET}
+    # the login is over: getTicketNoAuth asks the library again
+    assert host.call("getTicketNoAuth")["result"] == {"ticket": TICKET}

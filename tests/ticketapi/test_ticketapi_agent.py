@@ -307,7 +307,9 @@ def test_calls_into_the_dll_never_overlap(fake, make_agent):
 
     async def scenario():
         agent, ctx = make_agent(fake.library)
-        calls = [agent.get_ticket(ctx) for _ in range(6)] + [agent.get_ticket_no_auth(ctx) for _ in range(6)]
+        # getTicketNoAuth first: queued behind a login it would answer null
+        # (test_get_ticket_no_auth_during_a_login_answers_null_at_once)
+        calls = [agent.get_ticket_no_auth(ctx) for _ in range(6)] + [agent.get_ticket(ctx) for _ in range(6)]
         return await asyncio.gather(*calls)
 
     assert run(scenario()) == [TICKET] * 12
@@ -317,12 +319,11 @@ def test_calls_into_the_dll_never_overlap(fake, make_agent):
 
 def test_requests_waiting_for_the_dll_do_not_hold_worker_threads(fake, make_agent):
     # An Identity Agent dialog left open must not use up the host's threads.
-    fake.script(f"getTicket ticket={TICKET} sleep=300",
-                *[f"getTicketNoAuth ticket={TICKET}" for _ in range(5)])
+    fake.script(f"getTicket ticket={TICKET} sleep=300", *[f"getTicket ticket={TICKET}" for _ in range(5)])
 
     async def scenario():
         agent, ctx = make_agent(fake.library)
-        calls = [agent.get_ticket(ctx)] + [agent.get_ticket_no_auth(ctx) for _ in range(5)]
+        calls = [agent.get_ticket(ctx) for _ in range(6)]
         return await asyncio.gather(*calls), ctx.max_in_flight
 
     results, max_in_flight = run(scenario())
@@ -331,7 +332,7 @@ def test_requests_waiting_for_the_dll_do_not_hold_worker_threads(fake, make_agen
 
 
 def test_a_cancelled_request_keeps_its_turn_until_the_dll_returns(fake, make_agent):
-    fake.script(f"getTicket ticket={TICKET} sleep=300", f"getTicketNoAuth ticket={TICKET}")
+    fake.script(f"getTicket ticket={TICKET} sleep=300", f"getTicket ticket={TICKET}")
 
     async def scenario():
         agent, ctx = make_agent(fake.library)
@@ -339,12 +340,44 @@ def test_a_cancelled_request_keeps_its_turn_until_the_dll_returns(fake, make_age
         while fake.count("Initialize") == 0:
             await asyncio.sleep(0.01)
         first.cancel()
-        second = await agent.get_ticket_no_auth(ctx)
-        return first.cancelled(), second
+        await asyncio.sleep(0)
+        # The cancelled login's library call (its windows) is still running:
+        # getTicketNoAuth says "no session yet" without waiting for it ...
+        no_auth = await agent.get_ticket_no_auth(ctx)
+        # ... and another login waits for the library to return.
+        second = await agent.get_ticket(ctx)
+        return first.cancelled(), no_auth, second
 
-    cancelled, second = run(scenario())
-    assert cancelled and second == TICKET
+    cancelled, no_auth, second = run(scenario())
+    assert cancelled and no_auth is None and second == TICKET
     assert "OVERLAP" not in fake.calls()
+    assert fake.count("getTicketNoAuth") == 0
+
+
+def test_get_ticket_no_auth_during_a_login_answers_null_at_once(fake, make_agent):
+    fake.script(f"getTicket ticket={TICKET} sleep=100", f"getTicket ticket={TICKET} sleep=2000",
+                f"getTicketNoAuth ticket={TICKET}", f"getTicketNoAuth ticket={TICKET}")
+
+    async def scenario():
+        agent, ctx = make_agent(fake.library)
+        quick = asyncio.ensure_future(agent.get_ticket(ctx))  # returns within the wait
+        await asyncio.sleep(0.02)
+        during_quick = await agent.get_ticket_no_auth(ctx)
+        await quick
+        slow = asyncio.ensure_future(agent.get_ticket(ctx))
+        await asyncio.sleep(0.02)
+        during_slow = await agent.get_ticket_no_auth(ctx)
+        slow_done = slow.done()
+        await slow
+        after = await agent.get_ticket_no_auth(ctx)
+        return during_quick, during_slow, slow_done, after
+
+    during_quick, during_slow, slow_done, after = run(scenario())
+    assert during_quick == TICKET  # the login ended within the wait: the library was asked
+    # Not waiting for the 2 s login (had it waited, the library would have answered the ticket):
+    assert during_slow is None and not slow_done
+    assert after == TICKET
+    assert fake.count("getTicketNoAuth") == 2
 
 
 # ------------------------------------------------------------ secrecy

@@ -58,6 +58,10 @@ CONFIG_KEY = "[agent] library"
 #: without end (and a ticket must fit in a 1 MiB native messaging frame anyway).
 INITIAL_BUFFER = 512
 MAX_BUFFER = 64 * 1024
+#: How long getTicketNoAuth waits for its turn while a login (getTicket, which
+#: may show the Identity Agent's windows) is running or queued before it
+#: answers "no session yet" rather than wait as long as the person does.
+NO_AUTH_WAIT_DURING_LOGIN = 0.25
 #: Error descriptions are short sentences; longer ones are cut.
 DESCRIPTION_BUFFER = 1024
 
@@ -488,6 +492,10 @@ def library_from_config(config: Config) -> str:
     )
 
 
+class _NoTurn(Exception):
+    """The turn to call the library did not come within the wait given."""
+
+
 class TicketApiAgent(Agent):
     kind = "ticketapi"
 
@@ -496,6 +504,10 @@ class TicketApiAgent(Agent):
         self._api: TicketApi | None = None
         self._config_error: CisError | None = None
         self._turn: asyncio.Lock | None = None
+        #: getTicket requests waiting for the turn, and whether a getTicket
+        #: library call (which may prompt) is running, cancelled or not
+        self._logins_waiting = 0
+        self._login_running = False
         try:
             self._api = TicketApi(library_from_config(config))
         except CisError as exc:
@@ -514,12 +526,25 @@ class TicketApiAgent(Agent):
         return self._api
 
     async def get_ticket(self, ctx: RequestContext) -> str:
-        return await self._call(ctx, self._ticket_api().get_ticket)
+        return await self._call(ctx, self._ticket_api().get_ticket, login=True)
 
     async def get_ticket_no_auth(self, ctx: RequestContext) -> str | None:
-        return await self._call(ctx, self._ticket_api().get_ticket_no_auth)
+        api = self._ticket_api()
+        if not (self._logins_waiting or self._login_running):
+            return await self._call(ctx, api.get_ticket_no_auth)
+        # A login is running or queued: the Identity Agent may be showing its
+        # windows to a person (or to nobody).  Pages poll getTicketNoAuth; they
+        # must not wait minutes for that, and until the login ends there is no
+        # session: answer null (a page then calls getTicket, which queues
+        # behind the login and gets its ticket without a second prompt).
+        try:
+            return await self._call(ctx, api.get_ticket_no_auth, wait=NO_AUTH_WAIT_DURING_LOGIN)
+        except _NoTurn:
+            log.info("getTicketNoAuth answered null: a login through the Identity Agent is in progress")
+            return None
 
-    async def _call(self, ctx: RequestContext, fn: Callable[[], Any]) -> Any:
+    async def _call(self, ctx: RequestContext, fn: Callable[[], Any], wait: float | None = None,
+                    login: bool = False) -> Any:
         """Run one DLL call in a worker thread, one at a time.
 
         Requests queue here, on the event loop, rather than in worker threads
@@ -530,10 +555,22 @@ class TicketApiAgent(Agent):
         """
         if self._turn is None:
             self._turn = asyncio.Lock()
-        await self._turn.acquire()
+        self._logins_waiting += int(login)
+        try:
+            if wait is None:
+                await self._turn.acquire()
+            else:
+                try:
+                    await asyncio.wait_for(self._turn.acquire(), wait)
+                except TimeoutError:
+                    raise _NoTurn from None
+        finally:
+            self._logins_waiting -= int(login)
+        self._login_running = login
         try:
             call = asyncio.ensure_future(ctx.run_blocking(fn))
         except BaseException:
+            self._login_running = False
             self._turn.release()
             raise
         call.add_done_callback(self._end_turn)
@@ -541,6 +578,7 @@ class TicketApiAgent(Agent):
 
     def _end_turn(self, call: asyncio.Future) -> None:
         assert self._turn is not None
+        self._login_running = False
         self._turn.release()
         if not call.cancelled():
             call.exception()  # retrieved here when the request was cancelled
