@@ -382,7 +382,7 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
 def _launcher_python(launcher) -> tuple[str | None, bool | None]:
     """The interpreter our launcher runs and whether it runs it isolated
     (None, None: not a launcher cisbridge install wrote)."""
-    from cisbridge.install.installer import launcher_isolated, launcher_python
+    from cisbridge.install.installer import read_launcher
 
     try:
         head = launcher.read_bytes()[:4096]
@@ -390,8 +390,7 @@ def _launcher_python(launcher) -> tuple[str | None, bool | None]:
         return None, None
     if b"cisbridge install" not in head:
         return None, None  # not our launcher: nothing to say about its insides
-    text = head.decode("utf-8", "replace")
-    return launcher_python(text), launcher_isolated(text)
+    return read_launcher(head.decode("utf-8", "replace")) or (None, None)
 
 
 # ------------------------------------------------------------------ sandboxes

@@ -67,8 +67,10 @@ def launcher_text(system: System, python: str) -> str:
     )
 
 
-def launcher_python(text: str) -> str | None:
-    """The interpreter a launcher written by :func:`launcher_text` runs."""
+def read_launcher(text: str) -> tuple[str | None, bool] | None:
+    """(the interpreter, whether it runs with :data:`LAUNCH_OPTIONS`) of a
+    launcher written by :func:`launcher_text`, now or by an earlier version
+    (before ``-I``, or ``-m cisbridge host``); None when it is not one."""
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("exec "):
@@ -76,27 +78,23 @@ def launcher_python(text: str) -> str | None:
                 words = shlex.split(line)
             except ValueError:
                 return None
-            return words[1] if len(words) > 1 else None
+            python = words[1] if len(words) > 1 else None
+            return python, words[2 : 2 + len(LAUNCH_OPTIONS)] == list(LAUNCH_OPTIONS)
         if line.startswith('"') and (f' -c "{LAUNCH}"' in line or " -m cisbridge host" in line):
-            return line[1:].split('"', 1)[0]
+            return line[1:].split('"', 1)[0], f'" {" ".join(LAUNCH_OPTIONS)} -c "' in line
     return None
+
+
+def launcher_python(text: str) -> str | None:
+    """The interpreter a launcher written by :func:`launcher_text` runs."""
+    found = read_launcher(text)
+    return found[0] if found else None
 
 
 def launcher_isolated(text: str) -> bool | None:
-    """Whether a launcher written by :func:`launcher_text` runs Python with
-    :data:`LAUNCH_OPTIONS` (launchers written before 0.1.0's ``-I`` do not);
-    None when it is not such a launcher."""
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("exec "):
-            try:
-                words = shlex.split(line)
-            except ValueError:
-                return None
-            return words[2 : 2 + len(LAUNCH_OPTIONS)] == list(LAUNCH_OPTIONS)
-        if line.startswith('"') and (f' -c "{LAUNCH}"' in line or " -m cisbridge host" in line):
-            return f'" {" ".join(LAUNCH_OPTIONS)} -c "' in line
-    return None
+    """Whether such a launcher runs Python isolated (None: not such a launcher)."""
+    found = read_launcher(text)
+    return found[1] if found else None
 
 
 def launch_problem(python: str) -> str | None:
