@@ -212,7 +212,7 @@ class Demo:
             reader = page.evaluate("document.getElementById('st-reader').textContent")
             self.shot(page, "page-ready")
             return (f"page loaded, extension ready, first getStatus answered by {host} in {status_ms} ms "
-                    f"(starts the host); reader: {reader}"), seconds
+                    f"(mostly Chromium's first policy read, then the host's start); reader: {reader}"), seconds
 
         def log_in() -> tuple[str, float]:
             t = time.perf_counter()
