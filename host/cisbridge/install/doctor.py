@@ -10,6 +10,10 @@ starts the installed host exactly as the browser would — the manifest's
 ``path`` with the caller argument(s) — and exchanges ``ready`` and
 ``getStatus`` with it.  The fixes printed here are the ones
 ``docs/troubleshooting.md`` gives for each browser error message.
+
+Browser policies that block the host or the extension are read by
+``policies`` (where each browser reads them, with sources) and reported as
+"<Browser> policy" checks, only for policies that are set.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from typing import Any, Callable
 
 from cisbridge import HOST_NAME, __version__
 from cisbridge.install import locations as loc
-from cisbridge.install import manifests
+from cisbridge.install import manifests, policies
+from cisbridge.install.policies import BrowserPolicies, Setting
 from cisbridge.install.system import PLATFORMS, System, current_platform
 
 TIMEOUT = 2.0
@@ -124,8 +129,9 @@ def diagnose(args) -> list[Check]:
     checks: list[Check] = []
     config_checks, config = check_config()
     checks += config_checks
-    manifest_checks, found = check_manifests(systems, args, config)
+    manifest_checks, found, registered = check_manifests(systems, args, config)
     checks += manifest_checks
+    checks += check_policies(systems["user"], registered, config)
     checks += check_sandboxes(systems["user"])
     checks.append(check_pkcs11(config))
     checks.append(check_pcsc())
@@ -194,7 +200,10 @@ class Found:
     ids: list[str]
 
 
-def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Check], list[Found]]:
+def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Check], list[Found], dict[str, set[str]]]:
+    """Checks of each browser's manifests; the usable ones (for the self-test);
+    and, per browser checked, the scopes ("user", "system") in which a
+    registration exists, usable or not (for the policy checks)."""
     from cisbridge.install.installer import InstallError, State
 
     checks: list[Check] = []
@@ -230,6 +239,7 @@ def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Chec
                             "install Chrome, Edge, Chromium, Brave, Vivaldi or Firefox, then run `cisbridge install`"))
     ids = configured_ids(config)
     seen: set[str] = set()
+    registered: dict[str, set[str]] = {}
     for browser in browsers:
         label = loc.LABELS[browser]
         fam = loc.family(browser)
@@ -248,6 +258,7 @@ def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Chec
                 for location in loc.file_locations(system, browser):
                     candidates.append((scope, location.manifest))
         present = [(s, m) for s, m in candidates if not m.startswith("?") and systems[s].real(m).exists()]
+        registered[browser] = {s for s, _m in present}
         if not present:
             where = [m.lstrip("?") for s, m in candidates if not _is_also(systems[s], browser, m)]
             checks.append(Check(f"{label} manifest", "fail",
@@ -278,7 +289,7 @@ def check_manifests(systems: dict[str, System], args, config) -> tuple[list[Chec
             checks += [Check("profile manifest", c.status, c.message, c.fix, c.detail) for c in results]
             if item is not None:
                 found.append(item)
-    return checks, found
+    return checks, found, registered
 
 
 def _is_also(system: System, browser: str, manifest: str) -> bool:
@@ -391,6 +402,103 @@ def _launcher_python(launcher) -> tuple[str | None, bool | None]:
     if b"cisbridge install" not in head:
         return None, None  # not our launcher: nothing to say about its insides
     return read_launcher(head.decode("utf-8", "replace")) or (None, None)
+
+
+# ------------------------------------------------------------------ policies
+
+def check_policies(system: System, registered: dict[str, set[str]], config) -> list[Check]:
+    """The Chromium-family browsers' enterprise policies that stop the host or
+    the extension; nothing for a browser whose policies do not touch cisbridge."""
+    ids = [i for i in configured_ids(config) if manifests.is_chromium_id(i)]
+    checks: list[Check] = []
+    for browser, found in policies.read(system, registered).items():
+        name = f"{loc.LABELS[browser]} policy"
+        for problem in found.problems:
+            checks.append(Check(name, "warn", f"{problem.source} {problem.message}",
+                                f"correct it, then look at {policies.POLICY_PAGES[browser]} for what the browser loaded",
+                                {"browser": browser, "source": problem.source}))
+        # the helpers name their checks "policy"; here they get the browser's name
+        checks += [Check(name, c.status, c.message, c.fix, {"browser": browser, **c.detail})
+                   for c in (*_native_messaging_policy(found), *_user_level_policy(found, registered[browser]),
+                             *_extension_policy(found, ids))]
+    return checks
+
+
+def _origin(setting: Setting) -> dict[str, Any]:
+    """A policy's value and source, for ``detail``."""
+    return {"policy": setting.shown_name, "value": setting.value, "source": setting.source,
+            **({"overrides": setting.overridden} if setting.overridden else {})}
+
+
+def _shown(setting: Setting) -> str:
+    return f"{setting.shown_name} {json.dumps(setting.value)} in {setting.source}"
+
+
+def _restart(found: BrowserPolicies) -> str:
+    return f"restart {loc.LABELS[found.browser]} ({policies.POLICY_PAGES[found.browser]} shows what it loaded)"
+
+
+def _native_messaging_policy(found: BrowserPolicies) -> list[Check]:
+    block = found.get("NativeMessagingBlocklist")
+    if block is None or not ({"*", HOST_NAME} & set(block.value)):
+        return []
+    allow = found.get("NativeMessagingAllowlist")
+    detail = {"blocklist": _origin(block), **({"allowlist": _origin(allow)} if allow else {})}
+    if not policies.host_blocked(found):
+        assert allow is not None
+        return [Check("policy", "ok", f"{_shown(block)} blocks native messaging hosts, but "
+                      f"{allow.shown_name} in {allow.source} lists {HOST_NAME}", detail=detail)]
+    unlisted = f"{allow.shown_name} in {allow.source} does not list it" if allow else "no NativeMessagingAllowlist lists it"
+    return [Check("policy", "fail",
+                  f"{_shown(block)} blocks {HOST_NAME}, and {unlisted}: the extension gets "
+                  f"\"{_FORBIDDEN['chromium']}\"",
+                  f"{policies.how_to_add(found, 'NativeMessagingAllowlist', HOST_NAME, block)}; then {_restart(found)}",
+                  detail)]
+
+
+def _user_level_policy(found: BrowserPolicies, scopes: set[str]) -> list[Check]:
+    setting = found.get("NativeMessagingUserLevelHosts")
+    if setting is None or setting.value is not False:
+        return []
+    label = loc.LABELS[found.browser]
+    shown = f"NativeMessagingUserLevelHosts is false in {setting.source}: {label} reads only system-wide registrations"
+    detail = {"userLevelHosts": _origin(setting), "registered": sorted(scopes)}
+    system_fix = (f"run `cisbridge install --system --browser {found.browser}` as "
+                  f"{'an administrator' if found.platform == 'win32' else 'root'}")
+    if "system" in scopes:
+        also = "; the per-user one is not used" if "user" in scopes else ""
+        return [Check("policy", "ok", f"{shown}, and cisbridge has one{also}", detail=detail)]
+    if "user" in scopes:
+        return [Check("policy", "fail",
+                      f"{shown}, and cisbridge is registered only for this user: the extension gets "
+                      f"\"{_NOT_FOUND['chrome']}\"", system_fix, detail)]
+    return [Check("policy", "warn", f"{shown}: install with --system (see the manifest line above)", system_fix, detail)]
+
+
+def _extension_policy(found: BrowserPolicies, ids: list[str]) -> list[Check]:
+    if not ids or not (found.get("ExtensionInstallBlocklist") or found.get("ExtensionSettings")):
+        return []
+    verdicts = [policies.extension_verdict(found, ext) for ext in ids]
+    if not any(v.blocked or v.default_block for v in verdicts):
+        return []  # the policies set do not concern cisbridge's extension
+    detail = {"extensions": {v.extension: {"blocked": v.blocked, **({"by": _origin(v.by)} if v.by else {})}
+                             for v in verdicts}}
+    label = loc.LABELS[found.browser]
+    if all(v.blocked for v in verdicts):
+        first = verdicts[0]
+        assert first.by is not None
+        unless = (", and neither ExtensionInstallAllowlist, ExtensionInstallForcelist nor ExtensionSettings allows it"
+                  if first.by is first.default_block else "")
+        return [Check("policy", "warn",
+                      f"{_shown(first.by)} blocks the cisbridge extension {', '.join(ids)}{unless}: "
+                      f"{label} will not install it, and turns it off if it is installed",
+                      f"{policies.how_to_allow_extension(found, first)} (or force-install it with the templates "
+                      f"of docs/deployment.md §4); then {_restart(found)}", detail)]
+    restricting = next(v.default_block or v.by for v in verdicts if v.default_block or v.blocked)
+    parts = [f"{v.extension} {'blocked' if v.blocked else 'allowed'}"
+             + (f" by {v.by.shown_name} in {v.by.source}" if v.by is not None and v.by is not v.default_block else "")
+             for v in verdicts]
+    return [Check("policy", "ok", f"{_shown(restricting)} restricts extensions: {'; '.join(parts)}", detail=detail)]
 
 
 # ------------------------------------------------------------------ sandboxes

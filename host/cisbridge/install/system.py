@@ -9,6 +9,8 @@ Windows layouts can be written and checked on Linux.
 The Windows registry is reached through :class:`Registry`: ``winreg`` on
 Windows, and a small JSON-backed registry under the fake root elsewhere that
 records every write (the one stand-in here: there is no Windows to test on).
+The installer writes default values only; doctor also reads the named values
+of a key (browser policies under ``SOFTWARE\\Policies``).
 """
 
 from __future__ import annotations
@@ -35,9 +37,15 @@ def current_platform() -> str:
 
 
 class Registry(Protocol):
-    """The part of the Windows registry the installer uses: default values of keys."""
+    """The part of the Windows registry cisbridge uses: default values of keys
+    (install), and every value of one key (doctor reads browser policies)."""
 
     def get(self, hive: str, key: str) -> str | None: ...
+
+    def values(self, hive: str, key: str) -> dict[str, str | int] | None:
+        """The key's values by name ("" is the default value): REG_SZ and
+        REG_EXPAND_SZ as str, REG_DWORD as int; None when the key does not exist."""
+        ...
 
     def set(self, hive: str, key: str, value: str) -> None: ...
 
@@ -70,6 +78,29 @@ class WinRegistry:
         except OSError:
             return None
 
+    def values(self, hive: str, key: str) -> dict[str, str | int] | None:
+        import winreg
+
+        try:
+            handle = self._open(hive, key, write=False)
+        except OSError:
+            return None
+        out: dict[str, str | int] = {}
+        with handle:
+            index = 0
+            while True:
+                try:
+                    name, value, kind = winreg.EnumValue(handle, index)
+                except OSError:  # no more values
+                    break
+                index += 1
+                if kind == winreg.REG_DWORD:
+                    out[name] = int(value)
+                elif kind in (winreg.REG_SZ, winreg.REG_EXPAND_SZ):
+                    out[name] = str(value)
+                # other types: browsers ignore them for policies, so do we
+        return out
+
     def set(self, hive: str, key: str, value: str) -> None:
         import winreg
 
@@ -90,19 +121,24 @@ class WinRegistry:
 class FileRegistry:
     """A registry kept in ``<root>/registry.json``, for installs under a fake
     root: persistent across commands (install, then doctor, then uninstall),
-    and ``writes`` lists every change this object made, in order."""
+    and ``writes`` lists every change this object made, in order.
+
+    Each entry is ``"HIVE\\key": value``: a string is the key's default value
+    (all the installer writes); an object holds named values, ``""`` being the
+    default, strings standing for REG_SZ and integers for REG_DWORD — e.g.
+    ``"HKLM\\SOFTWARE\\Policies\\Google\\Chrome": {"NativeMessagingUserLevelHosts": 0}``."""
 
     def __init__(self, path: Path):
         self.path = path
         self.writes: list[tuple[str, str, str, str | None]] = []
 
-    def _load(self) -> dict[str, str]:
+    def _load(self) -> dict[str, str | dict[str, str | int]]:
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
 
-    def _save(self, data: dict[str, str]) -> None:
+    def _save(self, data: dict[str, str | dict[str, str | int]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -110,19 +146,30 @@ class FileRegistry:
     def _name(hive: str, key: str) -> str:
         return f"{hive}\\{key}"
 
-    def _find(self, data: dict[str, str], hive: str, key: str) -> str | None:
+    def _find(self, data: dict, hive: str, key: str) -> str | None:
         wanted = self._name(hive, key).lower()  # registry keys are case-insensitive
         return next((k for k in data if k.lower() == wanted), None)
 
     def get(self, hive: str, key: str) -> str | None:
+        found = self.values(hive, key)
+        value = found.get("") if found else None
+        return value if isinstance(value, str) else None
+
+    def values(self, hive: str, key: str) -> dict[str, str | int] | None:
         data = self._load()
         found = self._find(data, hive, key)
-        return data[found] if found else None
+        if not found:
+            return None
+        entry = data[found]
+        return dict(entry) if isinstance(entry, dict) else {"": entry}
 
     def set(self, hive: str, key: str, value: str) -> None:
         data = self._load()
         found = self._find(data, hive, key) or self._name(hive, key)
-        data[found] = value
+        if isinstance(data.get(found), dict):
+            data[found][""] = value
+        else:
+            data[found] = value
         self._save(data)
         self.writes.append(("set", hive, key, value))
 
