@@ -369,7 +369,21 @@ def bench_journey(args, tmp: Path, firefox: bool) -> None:
     })
 
 
-class _ChromiumDriver:
+class _Driver:
+    """What the journey needs of a browser; each browser's driver fills in the rest."""
+
+    def evaluate(self, expression: str):
+        raise NotImplementedError
+
+    def wait_events(self, done):
+        deadline = time.monotonic() + 10
+        while not done(events := self.evaluate("window.__events")):
+            assert time.monotonic() < deadline, events
+            time.sleep(0.01)
+        return events
+
+
+class _ChromiumDriver(_Driver):
     def __init__(self, work: Path, config: str, env: dict, origin: str):
         work.mkdir()
         self.browser = Browser(work, config, host_env=env)
@@ -378,13 +392,6 @@ class _ChromiumDriver:
 
     def evaluate(self, expression: str):
         return self.page.evaluate(expression)
-
-    def wait_events(self, done):
-        deadline = time.monotonic() + 10
-        while not done(events := self.evaluate("window.__events")):
-            assert time.monotonic() < deadline, events
-            time.sleep(0.01)
-        return events
 
     def wait_window(self, seen: set):
         window = self.browser.wait_prompt(seen={w.target_id for w in seen}, step=0.005)
@@ -401,7 +408,7 @@ class _ChromiumDriver:
         self.browser.close()
 
 
-class _FirefoxDriver:
+class _FirefoxDriver(_Driver):
     def __init__(self, work: Path, config: str, env: dict, origin: str):
         import test_extension_firefox as ff
 
@@ -415,13 +422,6 @@ class _FirefoxDriver:
 
     def evaluate(self, expression: str):
         return self.bidi.evaluate_json(self.context, expression)
-
-    def wait_events(self, done):
-        deadline = time.monotonic() + 10
-        while not done(events := self.evaluate("window.__events")):
-            assert time.monotonic() < deadline, events
-            time.sleep(0.01)
-        return events
 
     def wait_window(self, seen: set):
         window = self.ff.prompt_context(self.bidi, seen=seen)

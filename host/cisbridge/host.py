@@ -63,14 +63,8 @@ class _Pipe:
     def _write(self, data: bytes) -> None:
         if self.broken:
             return
+        view = memoryview(data)
         try:
-            try:
-                written = os.write(self.fd, data)
-                if written == len(data):  # the usual case: the pipe had room
-                    return
-            except BlockingIOError:
-                written = 0
-            view = memoryview(data)[written:]
             while view:
                 try:
                     view = view[os.write(self.fd, view) :]
@@ -243,10 +237,11 @@ def _read_frames(loop, fd: int, max_size: int, service, stopping, log) -> None:
                 return
             if stopping.is_set():
                 return
-            for item in decoder.feed(data):
-                if not answer_now(item):
+            for frame in decoder.feed(data):
+                rest = answer_now(frame)
+                if rest is not None:
                     service.handed += 1
-                    loop.call_soon_threadsafe(hand, item)
+                    loop.call_soon_threadsafe(hand, rest)
 
     import threading
 

@@ -45,8 +45,9 @@ HANDLERS = {
     "sign": "cisbridge.actions.sign:sign",
 }
 
-#: method -> "module:function" answering it on the reader thread when it can
-#: (``fn(service, request) -> bool``: True when it sent the answer).
+#: method -> "module:function" giving its result on the reader thread when it
+#: can: ``fn(service, agent)``, called under ``agent.state_lock``, returns the
+#: result, or None when only the event loop can answer.
 NOW_HANDLERS = {
     "getStatus": "cisbridge.actions.status:status_now",
     "getTicketNoAuth": "cisbridge.actions.ticket:ticket_no_auth_now",
@@ -109,7 +110,7 @@ class Service:
         self._prompt_numbers = itertools.count(1)
         self._handlers: dict[str, Callable[..., Any]] = {}
         #: the reader thread's answerers, filled in by the loop as it imports handlers
-        self._now: dict[str, Callable[..., bool]] = {}
+        self._now: dict[str, Callable[..., Any]] = {}
         self._decode_now: Callable[[bytes], Any] | None = None
         #: frames the reader thread gave the loop, and the loop has handled:
         #: each counter is written by one thread only
@@ -217,12 +218,14 @@ class Service:
 
     # ---------------------------------------------------------------- frames
 
-    def answer_now(self, payload: bytes | Oversize) -> bool:
-        """On the reader thread: answer ``payload`` here if it needs nothing of
-        the event loop, and say whether it did.  False: hand it to the loop
-        (``handle_handed``), which answers everything, errors included."""
+    def answer_now(self, payload: bytes | Oversize) -> Any:
+        """On the reader thread: answer ``payload`` here if that needs nothing
+        of the event loop.  Returns None when it did; otherwise what the loop
+        is to be handed (``handle_handed``): the request, when it was decoded
+        here (so it is not decoded twice), else the frame itself.  The loop
+        answers everything else, errors included, and logs them."""
         if self.handed != self.handled or self._closing or isinstance(payload, Oversize):
-            return False  # (an earlier frame is still with the loop: it goes first)
+            return payload  # (an earlier frame is still with the loop: it goes first)
         if not self._settled:
             # Until the loop has made the agent and the reader monitor has
             # had its first look, the loop answers everything.
@@ -231,36 +234,51 @@ class Service:
                 self.refusal is None and self._agent is not None and monitor is not None and monitor.ready_now()
             )
             if not self._settled:
-                return False
+                return payload
+        decode = self._decode_now
+        if decode is None:
+            decode = self._decode_now = p.request_decoder()
         try:
-            decode = self._decode_now
-            if decode is None:
-                decode = self._decode_now = p.request_decoder()
             request = decode(payload)
-            now = self._now.get(p.method_of(request))
-            if now is None:
-                return False
-            origin = self.policy.check(request.origin)
-            if request.id in self.pending:
-                return False
-            return now(self, request, origin)
         except CisError:
-            return False  # the loop answers it, and logs it, in one place
+            return payload  # the loop decodes it again, to answer with the id it can salvage
+        now = self._now.get(p.method_of(request))
+        if now is None or request.id in self.pending:
+            return request
+        try:
+            origin = self.policy.check(request.origin)
+            agent = self._agent
+            with agent.state_lock:  # see Agent.state_lock: no ticket after its sessionEnded
+                result = now(self, agent)
+                if result is None:
+                    return request
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s %r from %s ok at once", p.method_of(request), request.id, origin)
+                self.send(p.ResultFrame(request.id, result))
+                return None
+        except CisError:
+            return request
         except Exception:
             log.exception("answering on the reader thread failed; the event loop takes it")
-            return False
+            return request
 
-    def handle_handed(self, payload: bytes | Oversize) -> None:
-        """A frame from the reader thread, on the loop (see ``answer_now``)."""
+    def handle_handed(self, item: Any) -> None:
+        """What the reader thread could not answer, on the loop (``answer_now``)."""
         try:
-            self.handle_frame(payload)
+            if isinstance(item, bytes | Oversize):
+                self.handle_frame(item)
+            else:
+                self._guarded(self._handle_request, item)
         finally:
             self.handled += 1
 
     def handle_frame(self, payload: bytes | Oversize) -> None:
         """Answer one frame; whatever happens, the host goes on serving."""
+        self._guarded(self._handle_frame, payload)
+
+    def _guarded(self, handle: Callable[[Any], None], item: Any) -> None:
         try:
-            self._handle_frame(payload)
+            handle(item)
         except Exception:
             log.exception("frame handling failed")
             self._fail(None, _internal())
@@ -281,6 +299,9 @@ class Service:
         except CisError as exc:
             self._fail(p.salvage_id(payload), exc)
             return
+        self._handle_request(request)
+
+    def _handle_request(self, request: Any) -> None:
         method = p.method_of(request)
         try:
             if self.refusal is not None:
@@ -339,13 +360,6 @@ class Service:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %r from %s ok in %.1f ms", ctx.method, ctx.id, ctx.origin, (time.perf_counter() - ctx.started) * 1000)
         self.send(p.ResultFrame(ctx.id, result))
-
-    def answered_now(self, request: Any, origin: str, result: Any) -> bool:
-        """Send the reader thread's answer to ``request`` (see ``answer_now``)."""
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %r from %s ok at once", p.method_of(request), request.id, origin)
-        self.send(p.ResultFrame(request.id, result))
-        return True
 
     def _fail(self, request_id: p.RequestId | None, exc: CisError, method: str = "?") -> None:
         level = logging.WARNING if exc.code in (ErrorCode.INTERNAL, ErrorCode.ORIGIN_NOT_ALLOWED) else logging.INFO

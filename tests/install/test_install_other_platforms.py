@@ -153,10 +153,10 @@ def test_platform_other_than_this_one_needs_root(env):
 
 
 @pytest.mark.parametrize("platform", ["linux", "win32"])
-def test_launcher_names_its_interpreter_even_with_spaces(tmp_path, platform):
+def test_launcher_names_its_interpreter_even_with_spaces_and_runs_it_isolated(tmp_path, platform):
     system = System(platform, "user", root=tmp_path, registry=FileRegistry(tmp_path / "reg.json"))
     python = "C:\\Program Files\\Python 3.12\\python.exe" if platform == "win32" else "/opt/my tools/it's/python3"
-    assert installer.launcher_python(installer.launcher_text(system, python)) == python
+    assert installer.read_launcher(installer.launcher_text(system, python)) == (python, True)
 
 
 @pytest.mark.parametrize("text, python", [
@@ -167,14 +167,8 @@ def test_launcher_names_its_interpreter_even_with_spaces(tmp_path, platform):
     ('@echo off\r\n"C:\\Py\\python.exe" -m cisbridge host %*\r\n', "C:\\Py\\python.exe"),
 ])
 def test_older_launchers_are_still_read(text, python):
-    assert installer.launcher_python(text) == python
-    assert installer.launcher_isolated(text) is False  # doctor warns: install again
+    assert installer.read_launcher(text) == (python, False)  # not isolated: doctor warns, install again
 
 
-@pytest.mark.parametrize("platform", ["linux", "win32"])
-def test_launchers_written_now_run_python_isolated(tmp_path, platform):
-    system = System(platform, "user", root=tmp_path, registry=FileRegistry(tmp_path / "reg.json"))
-    python = "C:\\Py\\python.exe" if platform == "win32" else "/opt/py/bin/python3"
-    assert installer.launcher_isolated(installer.launcher_text(system, python)) is True
-    assert installer.launcher_isolated("#!/bin/sh\nexec something-else\n") is False
-    assert installer.launcher_isolated("echo hello\n") is None
+def test_a_script_that_is_not_a_launcher_is_not_read_as_one():
+    assert installer.read_launcher("echo hello\n") is None

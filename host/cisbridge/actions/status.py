@@ -20,14 +20,10 @@ async def _after_first_look(ctx, monitor) -> p.Status:
     return _status(service, service.agent.session())
 
 
-def status_now(service, request: p.GetStatus, origin: str) -> bool:
+def status_now(service, agent) -> p.Status | None:
     """getStatus on the host's reader thread (Service.answer_now)."""
-    agent = service._agent
-    with agent.state_lock:
-        session = agent.session_now()
-        if session is None:
-            return False
-        return service.answered_now(request, origin, _status(service, session))
+    session = agent.session_now()
+    return None if session is None else _status(service, session)
 
 
 def _status(service, session: p.Session) -> p.Status:

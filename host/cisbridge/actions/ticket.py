@@ -21,14 +21,10 @@ def get_ticket_no_auth(ctx, params: p.NoParams):
     return p.Ticket(outcome)
 
 
-def ticket_no_auth_now(service, request: p.GetTicketNoAuth, origin: str) -> bool:
+def ticket_no_auth_now(service, agent) -> p.Ticket | None:
     """getTicketNoAuth on the host's reader thread (Service.answer_now)."""
-    agent = service._agent
-    with agent.state_lock:
-        ok, ticket = agent.ticket_now()
-        if not ok:
-            return False
-        return service.answered_now(request, origin, p.Ticket(ticket))
+    ok, ticket = agent.ticket_now()
+    return p.Ticket(ticket) if ok else None
 
 
 async def _wrap(outcome) -> p.Ticket:

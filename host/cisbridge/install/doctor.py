@@ -345,7 +345,7 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
                  f"chmod 755 '{path}', or {_REINSTALL}")
         else:
             launcher_ok = True
-            python, isolated = _launcher_python(launcher)
+            python, isolated = _read_launcher(launcher)
             if python and not system.fake and not os.path.exists(python):
                 launcher_ok = False
                 fail(f"the launcher runs {python}, which no longer exists (Python moved or upgraded; "
@@ -390,7 +390,7 @@ def validate_manifest(system: System, manifest: str, fam: str, ids: list[str], b
     return [ok], item
 
 
-def _launcher_python(launcher) -> tuple[str | None, bool | None]:
+def _read_launcher(launcher) -> tuple[str | None, bool | None]:
     """The interpreter our launcher runs and whether it runs it isolated
     (None, None: not a launcher cisbridge install wrote)."""
     from cisbridge.install.installer import read_launcher

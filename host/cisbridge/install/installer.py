@@ -85,18 +85,6 @@ def read_launcher(text: str) -> tuple[str | None, bool] | None:
     return None
 
 
-def launcher_python(text: str) -> str | None:
-    """The interpreter a launcher written by :func:`launcher_text` runs."""
-    found = read_launcher(text)
-    return found[0] if found else None
-
-
-def launcher_isolated(text: str) -> bool | None:
-    """Whether such a launcher runs Python isolated (None: not such a launcher)."""
-    found = read_launcher(text)
-    return found[1] if found else None
-
-
 def launch_problem(python: str) -> str | None:
     """Why the launcher's command could not import the host, if it could not."""
     import subprocess
