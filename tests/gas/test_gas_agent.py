@@ -30,6 +30,19 @@ def test_first_login_with_one_role_then_silent_reuse(gas_host, sim):
     assert assertion.uid == ONE_ROLE and assertion.role_profile_id == "555000000101"
 
 
+def test_a_debug_log_never_holds_the_ticket_answered_on_either_path(gas_host):
+    # (passcodes in debug logs: tests/test_logging.py, with a passcode no pid or port can contain)
+    host = gas_host("one", extra='[logging]\nlevel = "debug"\n')
+    assert host.call("getStatus")["result"]["session"] == {"active": False}  # settles the host
+    ticket = login(host)["result"]["ticket"]
+    for _ in range(3):  # the first through the event loop, the rest on the reader thread
+        assert host.call("getTicketNoAuth")["result"] == {"ticket": ticket}
+    host.stop()
+    text = host.log_text()
+    assert "getTicketNoAuth" in text and "ok at once" in text  # both paths were logged, at debug level
+    assert ticket not in text and ticket.split("@")[0] not in text
+
+
 def test_several_roles_prompt_for_a_choice_and_the_choice_is_asserted(gas_host, sim):
     host = gas_host("many")
     rid = host.send("getTicket", {})
