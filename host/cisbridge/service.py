@@ -116,6 +116,8 @@ class Service:
         #: each counter is written by one thread only
         self.handed = 0
         self.handled = 0
+        #: the loop is handling a handed frame whose count is not in handled yet
+        self._handing = False
         self._settled = False
         self._executor: ThreadPoolExecutor | None = None
         self._agent = None
@@ -263,14 +265,31 @@ class Service:
             return request
 
     def handle_handed(self, item: Any) -> None:
-        """What the reader thread could not answer, on the loop (``answer_now``)."""
+        """What the reader thread could not answer, on the loop (``answer_now``).
+
+        ``handled`` counts it done before the first frame the loop sends while
+        handling it (its answer, usually: by then everything the reader thread
+        must see of it is in place), else when handling ends (a task was
+        started).  Counting only at the end would let a quick page's next
+        request, sent on receiving this answer, find the count behind and go
+        to the loop too, and the next, and so on."""
+        self._handing = True
         try:
             if isinstance(item, bytes | Oversize):
                 self.handle_frame(item)
             else:
                 self._guarded(self._handle_request, item)
         finally:
+            if self._handing:
+                self._handing = False
+                self.handled += 1
+
+    def _send(self, frame: Any) -> None:
+        """Every frame the loop sends (see ``handle_handed`` for the count)."""
+        if self._handing:
+            self._handing = False
             self.handled += 1
+        self.send(frame)
 
     def handle_frame(self, payload: bytes | Oversize) -> None:
         """Answer one frame; whatever happens, the host goes on serving."""
@@ -311,11 +330,11 @@ class Service:
                 self._start_monitor()
             if method == "promptReply":
                 self._prompt_reply(origin, request.params)
-                self.send(p.ResultFrame(request.id, p.Empty()))
+                self._send(p.ResultFrame(request.id, p.Empty()))
                 return
             if method == "cancel":
                 self._cancel(origin, request.params.request)
-                self.send(p.ResultFrame(request.id, p.Empty()))
+                self._send(p.ResultFrame(request.id, p.Empty()))
                 return
             if request.id in self.pending:
                 raise CisError(ErrorCode.INVALID_REQUEST, f"request id {request.id!r} is already in use by a request in flight")
@@ -359,12 +378,12 @@ class Service:
     def _answer(self, ctx: _Request, result: Any) -> None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %r from %s ok in %.1f ms", ctx.method, ctx.id, ctx.origin, (time.perf_counter() - ctx.started) * 1000)
-        self.send(p.ResultFrame(ctx.id, result))
+        self._send(p.ResultFrame(ctx.id, result))
 
     def _fail(self, request_id: p.RequestId | None, exc: CisError, method: str = "?") -> None:
         level = logging.WARNING if exc.code in (ErrorCode.INTERNAL, ErrorCode.ORIGIN_NOT_ALLOWED) else logging.INFO
         log.log(level, "%s %r -> %s: %s", method, request_id, exc.code.value, exc.message)
-        self.send(p.ErrorFrame(request_id, p.ErrorBody(exc.code, exc.message, exc.detail)))
+        self._send(p.ErrorFrame(request_id, p.ErrorBody(exc.code, exc.message, exc.detail)))
 
     # ------------------------------------------------------ control methods
 
@@ -395,7 +414,7 @@ class Service:
         self.prompts[number] = _Prompt(number, ctx, kind, data, future)
         ctx.prompts.add(number)
         log.info("%s %r prompts for %s (prompt %d)", ctx.method, ctx.id, kind, number)
-        self.send(p.PromptFrame(number, ctx.id, kind, data))  # type: ignore[arg-type]
+        self._send(p.PromptFrame(number, ctx.id, kind, data))  # type: ignore[arg-type]
         timeout = self.config.host.prompt_timeout
         try:
             return await asyncio.wait_for(future, timeout)
@@ -411,7 +430,7 @@ class Service:
 
     def emit(self, event: str, data: Any) -> None:
         log.info("event %s", event)
-        self.send(p.EventFrame(event, data))  # type: ignore[arg-type]
+        self._send(p.EventFrame(event, data))  # type: ignore[arg-type]
 
     async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
